@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Times each bundle role in PyTorch eager (or, with --ort, in ONNX Runtime's Python API).
+
+The PyTorch versions are the torch.func definitions the graphs were exported from
+(``ddlens_exporter.roles``: same math, native PyTorch kernels), so the numbers compare the
+two engines on identical work. Prints one JSON object ``{"role": median_ms, ...}`` on stdout.
+
+    python benches/torch_roles.py --threads 4                 # PyTorch, ConvNet-3 1x28x28, batch 256
+    python benches/torch_roles.py --threads 4 --ort           # the same bundle in ONNX Runtime
+    python benches/torch_roles.py --bundle models/tiny-1x8x8 --roles forward,grad --batch 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "exporter"))  # works without `pip install -e exporter` too
+
+import torch
+
+from ddlens_exporter.check import draw_params, session
+from ddlens_exporter.loading import model_from_source
+from ddlens_exporter.roles import FunctionalModel, Roles
+from ddlens_exporter.tracing import example_inputs
+
+
+def time_calls(fn, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", default=str(REPO / "models" / "convnet3-1x28x28"), help="bundle folder")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads / ORT intra-op threads")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--roles", help="comma-separated roles (default: all roles of the bundle)")
+    p.add_argument("--ort", action="store_true", help="time the bundle's ONNX graphs in ONNX Runtime instead")
+    args = p.parse_args()
+
+    bundle = Path(args.bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    roles = args.roles.split(",") if args.roles else list(manifest["graphs"])
+    missing = [r for r in roles if r not in manifest["graphs"]]
+    if missing:
+        p.error(f"{bundle} has no role(s) {missing}")
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(0)
+    params = draw_params(manifest, gen)
+    if not args.ort:
+        model = model_from_source(json.loads((bundle / "export.json").read_text()), str(bundle / "export.json"))
+        torch_roles = Roles(FunctionalModel(model))
+
+    result = {}
+    for role in roles:
+        inputs = example_inputs(role, params, manifest["input_shape"], manifest["num_classes"],
+                                manifest["feature_dim"], args.batch, gen)
+        if args.ort:
+            spec = manifest["graphs"][role]
+            sess = session(bundle / spec["file"], threads=args.threads)
+            feeds = {n: t.numpy() for n, t in zip(spec["inputs"], inputs)}
+            result[role] = time_calls(partial(sess.run, spec["outputs"], feeds), args.warmup, args.repeats)
+        else:
+            result[role] = time_calls(partial(torch_roles.get(role), *inputs), args.warmup, args.repeats)
+    print(json.dumps({k: round(v, 3) for k, v in result.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

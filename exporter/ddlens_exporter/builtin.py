@@ -1,0 +1,67 @@
+"""The prebuilt bundles of ddlens (``models/`` in the repository) and how to rebuild them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .export import BundleSpec
+from .manifest import parse_normalization
+from .models import MLP, ConvNet, TinyConv, TinyMaxPoolNet
+from .roles import ROLE_NAMES
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One prebuilt bundle: the module factory and the manifest facts."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    normalization: str
+    description: str
+
+    def build(self) -> nn.Module:
+        torch.manual_seed(0)  # graphs do not depend on the values; keeps tracing reproducible
+        return self.factory()
+
+    def spec(self, roles: Sequence[str] | None = None, grad_weight_impl: str = "matmul") -> BundleSpec:
+        """The export settings of this bundle."""
+        return BundleSpec(
+            name=self.name, input_shape=self.input_shape, num_classes=self.num_classes,
+            normalization=parse_normalization(self.normalization, self.input_shape[0]),
+            description=self.description, roles=list(roles or ROLE_NAMES), grad_weight_impl=grad_weight_impl,
+            source={"builtin": self.name},
+        )
+
+
+def _convnet(width: int, c: int, hw: int) -> Callable[[], nn.Module]:
+    return lambda: ConvNet(channels=c, num_classes=10, width=width, depth=3, im_size=(hw, hw))
+
+
+BUILTINS: dict[str, Builtin] = {b.name: b for b in [
+    Builtin("convnet3-1x28x28", _convnet(128, 1, 28), (1, 28, 28), 10, "fashion-mnist",
+            "ConvNet-3 (width 128, instance norm, avg pool; first conv padding 3) for 1x28x28 inputs"),
+    Builtin("convnet3-3x32x32", _convnet(128, 3, 32), (3, 32, 32), 10, "cifar10",
+            "ConvNet-3 (width 128, instance norm, avg pool) for 3x32x32 inputs"),
+    Builtin("convnettiny-1x28x28", _convnet(16, 1, 28), (1, 28, 28), 10, "fashion-mnist",
+            "ConvNet-Tiny (ConvNet-3 with width 16; first conv padding 3) for 1x28x28 inputs"),
+    Builtin("convnettiny-3x32x32", _convnet(16, 3, 32), (3, 32, 32), 10, "cifar10",
+            "ConvNet-Tiny (ConvNet-3 with width 16) for 3x32x32 inputs"),
+    Builtin("mlp-1x28x28", lambda: MLP(784, 128, 10), (1, 28, 28), 10, "fashion-mnist",
+            "MLP 784-128-128-10 with ReLU for 1x28x28 inputs"),
+    Builtin("tiny-1x8x8", lambda: TinyConv(1, 3, 4), (1, 8, 8), 3, "none",
+            "test model: Conv(1->4, 3x3) -> GroupNorm(4, 4) -> ReLU -> AvgPool 2 -> Linear(64 -> 3)"),
+    Builtin("tiny-maxpool-1x8x8", lambda: TinyMaxPoolNet(1, 3, 4), (1, 8, 8), 3, "none",
+            "test model: Conv(1->4, 3x3) -> Tanh -> MaxPool 2 -> Linear(64 -> 16) -> Tanh -> Linear(16 -> 3)"),
+]}
+
+
+def get_builtin(name: str) -> Builtin:
+    if name not in BUILTINS:
+        raise ValueError(f"unknown builtin bundle {name!r}; known: {', '.join(BUILTINS)}")
+    return BUILTINS[name]

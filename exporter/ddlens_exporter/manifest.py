@@ -1,0 +1,131 @@
+"""manifest.json: parameter init distributions, normalisation presets and the manifest itself.
+
+See docs/bundle-format.md. The init distributions replicate PyTorch's default
+``reset_parameters`` of each module type, so that a caller drawing from them gets the same
+distribution as a freshly constructed PyTorch module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+
+FORMAT = "ddlens-bundle"
+FORMAT_VERSION = 1
+
+#: Per-channel pixel statistics of the datasets ddlens knows (pixels in [0, 1]).
+NORMALIZATIONS: dict[str, tuple[list[float], list[float]]] = {
+    "fashion-mnist": ([0.2861], [0.3530]),
+    "mnist": ([0.1307], [0.3081]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
+}
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORM = (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def parse_normalization(spec: str, channels: int) -> dict[str, Any]:
+    """``fashion-mnist`` | ``mnist`` | ``cifar10`` | ``none`` | ``"m1,m2;s1,s2"`` -> manifest field.
+
+    A single custom value is repeated over all channels."""
+    key = spec.strip().lower()
+    if key == "none":
+        mean, std, dataset = [0.0] * channels, [1.0] * channels, "none"
+    elif key in NORMALIZATIONS:
+        mean, std = NORMALIZATIONS[key]
+        dataset = key
+    elif ";" in spec:
+        try:
+            m_txt, s_txt = spec.split(";")
+            mean = [float(v) for v in m_txt.split(",")]
+            std = [float(v) for v in s_txt.split(",")]
+        except ValueError as e:
+            raise ValueError(f"--normalization {spec!r}: expected 'mean;std' with comma-separated floats ({e})") from e
+        mean = mean * channels if len(mean) == 1 else mean
+        std = std * channels if len(std) == 1 else std
+        dataset = "custom"
+    else:
+        known = ", ".join([*NORMALIZATIONS, "none"])
+        raise ValueError(f"--normalization {spec!r}: expected one of {known} or 'mean;std'")
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"--normalization {spec!r} has {len(mean)} mean and {len(std)} std values, "
+            f"but the input has {channels} channels"
+        )
+    if any(not (s > 0 and math.isfinite(s)) for s in std):
+        raise ValueError(f"--normalization {spec!r}: std values must be positive")
+    return {"dataset": dataset, "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+def _fan_in(weight: torch.Tensor) -> int:
+    # Exactly the fan_in PyTorch's reset_parameters uses (including its ConvTranspose quirk).
+    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(weight)
+    return fan_in
+
+
+def _kaiming_bound(fan_in: int) -> float:
+    # kaiming_uniform_(a=sqrt(5)): gain = sqrt(2 / (1 + 5)), bound = gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in)
+    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+
+def param_init(module: nn.Module, local_name: str, tensor: torch.Tensor, full_name: str) -> dict[str, Any]:
+    """Default-init distribution of one parameter, from its owning module's type."""
+    if isinstance(module, (nn.Linear, nn.Bilinear) + _CONV):
+        weight = module.weight
+        bound = _kaiming_bound(_fan_in(weight) if not isinstance(module, nn.Bilinear) else weight.size(1))
+        if local_name in ("weight", "bias"):
+            return {"kind": "uniform", "low": -bound, "high": bound}
+    if isinstance(module, _NORM) and local_name in ("weight", "bias"):
+        return {"kind": "constant", "value": 1.0 if local_name == "weight" else 0.0}
+    if isinstance(module, nn.PReLU) and local_name == "weight":
+        return {"kind": "constant", "value": float(tensor.detach().flatten()[0])}
+    raise ValueError(
+        f"parameter `{full_name}` belongs to a {type(module).__name__}, whose default initialisation the "
+        "ddlens exporter does not know (supported: Linear, Conv*/ConvTranspose*, GroupNorm, LayerNorm, "
+        "InstanceNorm*, PReLU)"
+    )
+
+
+def param_specs(model: nn.Module) -> list[dict[str, Any]]:
+    """``params`` entries in ``named_parameters`` order, with their init distributions."""
+    buffers = [n for n, _ in model.named_buffers()]
+    if buffers:
+        raise ValueError(
+            f"{type(model).__name__} has buffers ({', '.join(buffers[:4])}); ddlens graphs are pure functions "
+            "of the parameters, so modules with state such as BatchNorm running statistics are not "
+            "supported (use GroupNorm, or InstanceNorm2d(affine=True) without running stats)"
+        )
+    owners = {}
+    for mod_name, mod in model.named_modules():
+        for local, p in mod.named_parameters(recurse=False):
+            owners[f"{mod_name}.{local}" if mod_name else local] = (mod, local)
+    specs = []
+    for name, p in model.named_parameters():
+        mod, local = owners[name]
+        specs.append({"name": name, "shape": list(p.shape), "init": param_init(mod, local, p, name)})
+    return specs
+
+
+def build_manifest(*, name: str, description: str, input_shape: list[int], num_classes: int,
+                   feature_dim: int, normalization: dict[str, Any], opset: int,
+                   params: list[dict[str, Any]], graphs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The manifest dict, fields in the order of docs/bundle-format.md."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "description": description,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "feature_dim": feature_dim,
+        "normalization": normalization,
+        "opset": opset,
+        "producer": f"ddlens-exporter {__version__} (torch {torch.__version__})",
+        "params": params,
+        "graphs": graphs,
+    }

@@ -1,0 +1,86 @@
+"""Exported bundles: file layout and every role in ONNX Runtime against PyTorch at two batch
+sizes (which also proves the batch dimension is dynamic)."""
+
+import json
+
+import onnx
+import pytest
+from torch import nn
+
+from ddlens_exporter.check import check_bundle
+from ddlens_exporter.export import BundleSpec, export_bundle
+from ddlens_exporter.manifest import parse_normalization
+from onnx_io import check_files
+
+
+def zoo_model():
+    """Layers the ConvNets do not have: dilated conv without bias, overlapping average pooling
+    without padding counts, GELU, overlapping max pooling (the scatter-add fallback), LayerNorm."""
+    return nn.Sequential(
+        nn.Conv2d(3, 5, 3, padding=2, dilation=2, bias=False), nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+        nn.GELU(), nn.MaxPool2d(3, 1, 1), nn.Flatten(), nn.LayerNorm(5 * 36), nn.Linear(5 * 36, 4))
+
+
+@pytest.fixture(scope="module")
+def zoo_bundle(export_root):
+    spec = BundleSpec(name="zoo", input_shape=(3, 12, 12), num_classes=4,
+                      normalization=parse_normalization("cifar10", 3))
+    model = zoo_model()
+    export_bundle(model, spec, export_root / "zoo", log=lambda *_: None)
+    return export_root / "zoo", model
+
+
+@pytest.fixture(params=["tiny_bundle", "tiny_maxpool_bundle"])
+def bundle(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_files_follow_the_format(bundle):
+    assert sorted(bundle.manifest["graphs"]) == sorted(["forward", "grad", "grad_vjp", "features_vjp", "loss_jvp"])
+    check_files(bundle.path, bundle.manifest)
+    for spec in bundle.manifest["graphs"].values():
+        onnx.checker.check_model(str(bundle.path / spec["file"]), full_check=True)
+
+
+def test_roles_match_pytorch(bundle):
+    # Small models: no ReLU kink lands within float32 round-off, so every draw must match.
+    mismatches = check_bundle(bundle.path, bundle.model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_more_layer_types(zoo_bundle):
+    path, model = zoo_bundle
+    check_files(path, json.loads((path / "manifest.json").read_text()))
+    mismatches = check_bundle(path, model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_single_sample_and_larger_batches(tiny_bundle):
+    mismatches = check_bundle(tiny_bundle.path, tiny_bundle.model, batches=(1, 33), draws=1, seed=5)
+    assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_manifest_params_and_feature_dim(tiny_bundle):
+    m = tiny_bundle.manifest
+    assert m["name"] == "tiny-1x8x8" and m["input_shape"] == [1, 8, 8] and m["num_classes"] == 3
+    assert m["feature_dim"] == 64
+    assert m["normalization"] == {"dataset": "none", "mean": [0.0], "std": [1.0]}
+    assert [(p["name"], p["shape"]) for p in m["params"]] == [
+        ("conv0.weight", [4, 1, 3, 3]), ("conv0.bias", [4]), ("norm0.weight", [4]), ("norm0.bias", [4]),
+        ("classifier.weight", [3, 64]), ("classifier.bias", [3]),
+    ]
+    assert m["params"][0]["init"] == {"kind": "uniform", "low": -1 / 3, "high": 1 / 3}
+    assert m["params"][4]["init"]["high"] == pytest.approx(0.125)
+
+
+def test_role_subset_replaces_stale_graphs(tmp_path, tiny_bundle):
+    out = tmp_path / "forward-only"
+    out.mkdir()
+    (out / "grad.onnx").write_bytes(b"stale")
+    spec = BundleSpec(name="forward-only", input_shape=(1, 8, 8), num_classes=3,
+                      normalization=parse_normalization("none", 1), roles=["forward"])
+    manifest = export_bundle(tiny_bundle.model, spec, out, log=lambda *_: None)
+    assert list(manifest["graphs"]) == ["forward"]
+    assert sorted(p.name for p in out.iterdir()) == ["forward.onnx", "manifest.json"]
+    with pytest.raises(ValueError, match="must include `forward`"):
+        export_bundle(tiny_bundle.model, BundleSpec("x", (1, 8, 8), 3, spec.normalization, roles=["grad"]), out)

@@ -1,0 +1,160 @@
+"""The backward-op rewrites against PyTorch's own kernels (eager, float64, no ONNX)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddlens_exporter import decompositions as D
+
+aten = torch.ops.aten
+
+
+def _close(a, b, tol=1e-9):
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert torch.allclose(a, b, atol=tol, rtol=tol), (a - b).abs().max()
+
+
+CONV_CASES = [
+    # (in_ch, out_ch, size, kernel, stride, padding, dilation, groups)
+    (3, 4, 9, 3, 1, 1, 1, 1),
+    (1, 4, 28, 3, 1, 3, 1, 1),  # padding beyond the kernel reach (ConvNet's first conv on 28x28)
+    (3, 5, 10, 3, 2, 1, 1, 1),  # strided, the floor division drops a row
+    (2, 3, 11, 3, 2, 0, 2, 1),  # strided + dilated
+    (2, 4, 7, 1, 1, 0, 1, 1),
+    (3, 2, 8, (3, 1), (2, 1), (1, 0), 1, 1),  # non-square
+    (4, 6, 8, 3, 1, 1, 1, 2),  # grouped: input gradient only
+]
+
+
+@pytest.mark.parametrize("impl", D.GRAD_WEIGHT_IMPLS)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_convolution_backward(case, impl):
+    cin, cout, size, k, s, p, d, g = case
+    torch.manual_seed(0)
+    x = torch.randn(3, cin, size, size + 1, dtype=torch.float64)
+    conv = torch.nn.Conv2d(cin, cout, k, s, p, d, g).double()
+    y = conv(x)
+    go = torch.randn_like(y)
+    args = (go, x, conv.weight, [cout], conv.stride, conv.padding, conv.dilation, False, [0, 0], g)
+    mask = [True, g == 1, True]
+    want = aten.convolution_backward.default(*args, mask)
+    got = D.make_convolution_backward(impl)(*args, mask)
+    for w_, g_ in zip(want, got):
+        if g_ is not None:
+            _close(g_, w_)
+
+
+@pytest.mark.parametrize("case", [(3, 4, 5, 3, 2, 1, 1), (2, 3, 4, 2, 2, 0, 1), (2, 2, 6, 3, 1, 1, 1)])
+def test_transposed_convolution_backward(case):
+    cin, cout, size, k, s, p, op = case
+    torch.manual_seed(1)
+    x = torch.randn(2, cin, size, size, dtype=torch.float64)
+    conv = torch.nn.ConvTranspose2d(cin, cout, k, s, p, output_padding=op if s > 1 else 0).double()
+    y = conv(x)
+    go = torch.randn_like(y)
+    args = (go, x, conv.weight, [cout], conv.stride, conv.padding, conv.dilation, True, conv.output_padding, 1)
+    want = aten.convolution_backward.default(*args, [True, True, True])
+    got = D.make_convolution_backward()(*args, [True, True, True])
+    for w_, g_ in zip(want, got):
+        _close(g_, w_)
+
+
+def test_grouped_weight_gradient_is_refused_clearly():
+    x = torch.randn(2, 4, 5, 5)
+    w = torch.randn(4, 2, 3, 3)
+    go = torch.randn(2, 4, 3, 3)
+    with pytest.raises(NotImplementedError, match="groups=2"):
+        D.make_convolution_backward()(go, x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 2, [False, True, False])
+
+
+def test_conv_weight_grad_op_derivatives():
+    """The opaque weight-gradient op's derivative rule against autograd through the
+    im2col formulation (what its lowering computes)."""
+    torch.manual_seed(2)
+    for stride, padding, dilation, size in [([1, 1], [1, 1], [1, 1], 6), ([2, 2], [1, 0], [1, 2], 9), ([1, 1], [3, 3], [1, 1], 5)]:
+        x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+        y = F.conv2d(x, w, None, stride, padding, dilation)
+        g = torch.randn_like(y, requires_grad=True)
+        cot = torch.randn_like(w)
+        op = torch.ops.ddlens.conv_weight_grad(g, x, [3, 3], stride, padding, dilation, "matmul")
+        ref = D._conv_grad_weight_matmul(g, x, [3, 3], stride, padding, dilation)
+        _close(op, ref)
+        got = torch.autograd.grad((op * cot).sum(), [g, x])
+        want = torch.autograd.grad((ref * cot).sum(), [g, x])
+        for a, b in zip(got, want):
+            _close(a, b)
+
+
+POOL_CASES = [
+    # (size, kernel, stride, padding, count_include_pad, divisor_override)
+    (8, 2, 2, 0, True, None),
+    (9, 2, 2, 0, True, None),  # odd size: the last row is in no window
+    (8, 3, 2, 1, True, None),
+    (8, 3, 2, 1, False, None),
+    (7, 3, 1, 1, False, None),
+    (8, 2, 2, 0, True, 3),
+    (8, (3, 2), (2, 1), (1, 0), False, None),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_avg_pool2d_backward(case):
+    size, k, s, p, cip, div = case
+    x = torch.randn(2, 3, size, size + 1, dtype=torch.float64)
+    y = F.avg_pool2d(x, k, s, p, False, cip, div)
+    go = torch.randn_like(y)
+    args = (go, x, k if isinstance(k, tuple) else [k], s if isinstance(s, tuple) else [s],
+            p if isinstance(p, tuple) else [p], False, cip, div)
+    _close(D.avg_pool2d_backward(*args), aten.avg_pool2d_backward.default(*args))
+
+
+def test_avg_pool2d_backward_refuses_ceil_mode():
+    x = torch.randn(1, 1, 5, 5)
+    go = torch.randn(1, 1, 3, 3)
+    with pytest.raises(NotImplementedError, match="ceil_mode"):
+        D.avg_pool2d_backward(go, x, [2], [2], [0], True, True, None)
+
+
+@pytest.mark.parametrize("case", [(8, 2, 2, 0), (9, 2, 2, 0), (9, 3, 3, 0), (8, 3, 2, 1), (8, 2, 1, 0)])
+def test_max_pool2d_backward(case):
+    size, k, s, p = case
+    x = torch.randn(2, 3, size, size + 1, dtype=torch.float64)
+    y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+    go = torch.randn_like(y)
+    args = (go, x, [k], [s], [p], [1], False, idx)
+    _close(D.max_pool2d_with_indices_backward(*args), aten.max_pool2d_with_indices_backward.default(*args))
+
+
+@pytest.mark.parametrize("case", [(0, 5, 1), (1, 9, 1), (2, 8, 2), (1, 10, 3), (-4, 2**62, 1), (3, 7, 4)])
+def test_slice_backward(case):
+    start, end, step = case
+    x = torch.randn(3, 10, 4, dtype=torch.float64)
+    go = torch.randn_like(x[:, start:end:step] if start >= 0 else x[:, start:])
+    args = (go, list(x.shape), 1, start, end, step)
+    _close(D.slice_backward(*args), aten.slice_backward.default(*args))
+
+
+def test_norm_rewrites_match_the_fused_ops():
+    x = torch.randn(3, 6, 5, 5, dtype=torch.float64)
+    w, b = torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    want = aten.native_group_norm.default(x, w, b, 3, 6, 25, 3, 1e-5)
+    got = D.native_group_norm(x, w, b, 3, 6, 25, 3, 1e-5)
+    for a, c in zip(got, want):
+        _close(a, c)
+    w2, b2 = torch.randn(5, 5, dtype=torch.float64), torch.randn(5, 5, dtype=torch.float64)
+    want = aten.native_layer_norm.default(x, [5, 5], w2, b2, 1e-5)
+    got = D.native_layer_norm(x, [5, 5], w2, b2, 1e-5)
+    for a, c in zip(got, want):
+        _close(a, c)
+
+
+def test_table_contents():
+    table = D.decomposition_table()
+    for op in (aten.convolution_backward.default, aten.avg_pool2d_backward.default,
+               aten.max_pool2d_with_indices_backward.default, aten.slice_backward.default):
+        assert op in table
+    assert aten.native_group_norm.default not in table  # fused in the forward graphs
+    assert aten.native_group_norm.default in D.twice_differentiable_table()
+    with pytest.raises(ValueError, match="grad_weight_impl"):
+        D.make_convolution_backward("nope")

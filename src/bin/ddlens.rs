@@ -1,0 +1,397 @@
+//! The `ddlens` command line: a thin layer over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use ddlens::bundle::resolve_bundle;
+use ddlens::data::{self, DatasetName, Splits};
+use ddlens::progress::Progress;
+use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
+use ddlens::train::{self, Control, Hook, SgdConfig, StepContext, TrainConfig};
+use ddlens::{Bundle, DistilledSet, Error, Result};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "ddlens",
+    version,
+    about = "Distil datasets and show what distilled data has learned"
+)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// ONNX Runtime options shared by every subcommand.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// Path of libonnxruntime.so (default: DDLENS_ORT_LIB, ORT_DYLIB_PATH, the project copy, python3's onnxruntime).
+    #[arg(long, global = true, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// Execution provider: cpu, cuda or auto.
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_provider)]
+    provider: ProviderChoice,
+    /// Threads per graph (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+/// Where the data comes from.
+#[derive(Args)]
+struct DataArgs {
+    /// Dataset: fashion-mnist, mnist or cifar10.
+    #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
+    dataset: DatasetName,
+    /// Folder with the dataset files (default: DDLENS_DATA, or the Debian package's folder for Fashion-MNIST).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Model bundle: a name from models/ (or DDLENS_MODELS) or a bundle folder.
+    #[arg(long, default_value = "convnet3-1x28x28")]
+    model: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check ONNX Runtime, execution providers, model bundles and datasets.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a model on real data, a random real subset, or a distilled set.
+    Train(TrainArgs),
+    /// Standard evaluation of a distilled set (N runs, mean ± std) beside a random real subset of the same size.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Train on a distilled set (safetensors, or .npz / images.npy) instead of real data.
+    #[arg(long, value_name = "FILE", conflicts_with = "ipc")]
+    distilled: Option<PathBuf>,
+    /// Train on a class-balanced random real subset with this many images per class.
+    #[arg(long)]
+    ipc: Option<usize>,
+    /// Epochs.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Stop after this many steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 256, conflicts_with = "full_batch")]
+    batch_size: usize,
+    /// Full-batch training (the paper's P_dist).
+    #[arg(long)]
+    full_batch: bool,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    /// Momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Multiply the lr by 0.1 at half of the epochs.
+    #[arg(long)]
+    step_lr: bool,
+    /// Seed of initialisation, subset and shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder (params.safetensors and train.json).
+    #[arg(long, default_value = "ddlens-out/train")]
+    out: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Distilled set to evaluate (safetensors, .npz or images.npy with labels.npy beside it).
+    distilled: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Number of runs (fresh models).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Epochs per run (the protocol: 300, or 1000 with DSA augmentation).
+    #[arg(long, default_value_t = 300)]
+    epochs: usize,
+    /// Learning rate (default: the set's learned lr, else 0.01).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Seed of the first run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Skip the random real baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_provider(s: &str) -> std::result::Result<ProviderChoice, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_dataset(s: &str) -> std::result::Result<DatasetName, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = RuntimeConfig {
+        library: cli.runtime.ort_lib,
+        provider: cli.runtime.provider,
+        threads: cli.runtime.threads,
+    };
+    if let Command::Doctor { json } = cli.command {
+        return doctor(&config, json);
+    }
+    let result = runtime::init(config).and_then(|_| match cli.command {
+        Command::Train(args) => cmd_train(args),
+        Command::Eval(args) => cmd_eval(args),
+        Command::Doctor { .. } => unreachable!("handled above"),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doctor(config: &RuntimeConfig, json: bool) -> ExitCode {
+    let report = ddlens::doctor::run(config);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn open_model_and_data(args: &DataArgs) -> Result<(Bundle, Splits)> {
+    let bundle = Bundle::open(resolve_bundle(&args.model)?)?;
+    let splits = data::load(args.dataset, args.data_dir.as_deref())?;
+    splits.train.check_against(bundle.manifest())?;
+    Ok((bundle, splits))
+}
+
+/// A hook that drives a progress bar and shows the running loss.
+fn progress_hook(bar: &Progress) -> impl FnMut(&StepContext<'_>) -> Result<Control> + '_ {
+    move |ctx| {
+        if ctx.step > 0 {
+            bar.set(ctx.step as u64, format!("loss {:.4}", ctx.loss));
+        }
+        Ok(Control::Continue)
+    }
+}
+
+fn cmd_train(args: TrainArgs) -> Result<()> {
+    let (bundle, splits) = open_model_and_data(&args.data)?;
+    let (train_set, source) = match (&args.distilled, args.ipc) {
+        (Some(path), _) => (
+            read_distilled(path)?.data,
+            format!("distilled {}", path.display()),
+        ),
+        (None, Some(ipc)) => {
+            let idx = data::class_balanced(&splits.train, ipc, args.seed)?;
+            (
+                splits.train.select(&idx)?,
+                format!("random real subset, {ipc} per class"),
+            )
+        }
+        (None, None) => (splits.train.clone(), "full training set".to_string()),
+    };
+    train_set.check_against(bundle.manifest())?;
+    let config = TrainConfig {
+        epochs: args.epochs,
+        max_steps: args.max_steps,
+        batch_size: (!args.full_batch).then_some(args.batch_size),
+        lr: args.lr,
+        sgd: SgdConfig {
+            momentum: args.momentum,
+            weight_decay: args.weight_decay,
+        },
+        schedule: if args.step_lr {
+            let per_epoch = if args.full_batch {
+                1
+            } else {
+                train_set.len().div_ceil(args.batch_size)
+            };
+            train::Schedule::Step {
+                milestones: vec![args.epochs / 2 * per_epoch],
+                gamma: 0.1,
+            }
+        } else {
+            train::Schedule::Constant
+        },
+        seed: args.seed,
+    };
+    config.validate()?;
+    let total = config.total_steps(train_set.len());
+    let bar = Progress::new("train", total as u64);
+    let mut hook = progress_hook(&bar);
+    let hooks: &mut [&mut dyn Hook] = &mut [&mut hook];
+    let start = Instant::now();
+    let out = train::train(
+        &bundle,
+        bundle.init_params(args.seed),
+        &train_set,
+        &config,
+        hooks,
+    )?;
+    let train_secs = start.elapsed().as_secs_f64();
+    bar.finish();
+    let eval = train::evaluate(&bundle, &out.params, &splits.test)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let params_path = args.out.join("params.safetensors");
+    train::save_params(&params_path, bundle.manifest(), &out.params)?;
+    let images_seen: usize = out.log.len()
+        * config
+            .batch_size
+            .unwrap_or(train_set.len())
+            .min(train_set.len());
+    let report = json!({
+        "model": bundle.name(),
+        "dataset": args.data.dataset.as_str(),
+        "train_set": source,
+        "train_size": train_set.len(),
+        "config": config,
+        "steps": out.steps,
+        "train_seconds": train_secs,
+        "images_per_second": images_seen as f64 / train_secs.max(1e-9),
+        "test": eval,
+        "params": params_path,
+        "loss_per_step": out.log.iter().map(|s| s.loss).collect::<Vec<_>>(),
+    });
+    let log_path = args.out.join("train.json");
+    train::write_atomic(
+        &log_path,
+        serde_json::to_string_pretty(&report)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{} on {} ({} images, {} steps): test accuracy {:.2}%, loss {:.4}; {:.1} s, {:.0} images/s\nwrote {} and {}",
+            bundle.name(),
+            source,
+            train_set.len(),
+            out.steps,
+            eval.accuracy * 100.0,
+            eval.loss,
+            train_secs,
+            report["images_per_second"].as_f64().unwrap_or(0.0),
+            params_path.display(),
+            log_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn read_distilled(path: &Path) -> Result<DistilledSet> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("npz") => DistilledSet::import_npz(path, None, Default::default()),
+        Some("npy") => {
+            let labels = path.with_file_name("labels.npy");
+            DistilledSet::import_npy(path, &labels, None, Default::default())
+        }
+        _ => DistilledSet::read(path),
+    }
+}
+
+fn cmd_eval(args: EvalArgs) -> Result<()> {
+    let (bundle, splits) = open_model_and_data(&args.data)?;
+    let set = read_distilled(&args.distilled)?;
+    set.data.check_against(bundle.manifest())?;
+    let lr = args.lr.or(set.lr).unwrap_or(0.01);
+    let per_class = set.data.class_counts();
+    let bar = Progress::new("eval", 0);
+    let mut summaries = Vec::new();
+    let mut sets = vec![(args.distilled.display().to_string(), set.data.clone())];
+    if !args.no_baseline {
+        let idx = balanced_like(&splits.train, &per_class, args.seed)?;
+        sets.push(("random real subset".to_string(), splits.train.select(&idx)?));
+    }
+    for (label, train_set) in &sets {
+        let mut progress = |run: usize, step: usize, total: usize| {
+            if step == 0 {
+                bar.restart(&format!("run {}/{}", run + 1, args.runs), total as u64);
+            }
+            bar.set(step as u64, label.clone());
+        };
+        let s = train::standard_evaluation(
+            &bundle,
+            train_set,
+            &splits.test,
+            label,
+            args.runs,
+            args.epochs,
+            lr,
+            args.seed,
+            &mut progress,
+        )?;
+        summaries.push(s);
+    }
+    bar.finish();
+    if args.json {
+        println!(
+            "{}",
+            json!({ "model": bundle.name(), "epochs": args.epochs, "lr": lr, "results": summaries })
+        );
+    } else {
+        println!(
+            "standard evaluation on {} ({} runs, {} epochs, lr {lr}):",
+            bundle.name(),
+            args.runs,
+            args.epochs
+        );
+        for s in &summaries {
+            println!(
+                "  {:<40} {:>5} images  {:.2} ± {:.2} %",
+                s.label,
+                s.train_size,
+                s.mean * 100.0,
+                s.std * 100.0
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A random real subset with the same number of images per class as `per_class`.
+fn balanced_like(train: &ddlens::Dataset, per_class: &[usize], seed: u64) -> Result<Vec<usize>> {
+    let max = per_class.iter().copied().max().unwrap_or(0);
+    let idx = data::class_balanced(train, max, seed)?;
+    // Keep, per class, as many as the distilled set has (sets are usually balanced already).
+    let mut taken = vec![0usize; per_class.len()];
+    Ok(idx
+        .into_iter()
+        .filter(|&i| {
+            let c = train.labels()[i] as usize;
+            taken[c] += 1;
+            taken[c] <= per_class.get(c).copied().unwrap_or(0)
+        })
+        .collect())
+}

@@ -1,0 +1,197 @@
+//! `manifest.json`: the versioned description of a bundle (see docs/bundle-format.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The only `format` value a manifest may have.
+pub const FORMAT: &str = "ddlens-bundle";
+/// The manifest format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// ONNX default-domain opsets the loader accepts.
+pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<u32> = 17..=21;
+
+/// A bundle's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Manifest format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Short name of the model, e.g. `convnet3-1x28x28`.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default)]
+    pub description: String,
+    /// Shape `[C, H, W]` of one example.
+    pub input_shape: [usize; 3],
+    /// Number of classes (logits).
+    pub num_classes: usize,
+    /// Size of the penultimate-layer feature vector.
+    pub feature_dim: usize,
+    /// Per-channel normalisation of pixels in [0, 1].
+    pub normalization: Normalization,
+    /// ONNX default-domain opset of the graphs.
+    pub opset: u32,
+    /// What wrote the bundle.
+    #[serde(default)]
+    pub producer: String,
+    /// Parameters, in the order every graph takes them.
+    pub params: Vec<ParamSpec>,
+    /// Graph files by role name.
+    pub graphs: BTreeMap<String, GraphSpec>,
+}
+
+/// Per-channel normalisation: `x_norm = (x - mean) / std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalization {
+    /// Where the statistics come from (`fashion-mnist`, `cifar10`, `none`...).
+    #[serde(default)]
+    pub dataset: String,
+    /// Per-channel mean.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation.
+    pub std: Vec<f32>,
+}
+
+/// One parameter tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    /// Name, also the graph input name.
+    pub name: String,
+    /// Exact shape.
+    pub shape: Vec<usize>,
+    /// Distribution of a fresh initialisation.
+    pub init: Init,
+}
+
+/// Distribution of a fresh parameter, matching PyTorch's default initialisers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Init {
+    /// Uniform on `[low, high)` (PyTorch's Kaiming-uniform for Conv/Linear).
+    Uniform {
+        /// Lower bound.
+        low: f32,
+        /// Upper bound.
+        high: f32,
+    },
+    /// Normal with the given mean and standard deviation.
+    Normal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        std: f32,
+    },
+    /// Every element equal to `value` (norm weights 1, biases 0).
+    Constant {
+        /// The value.
+        value: f32,
+    },
+}
+
+/// The file and tensor names of one graph role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// ONNX file, relative to the bundle folder.
+    pub file: String,
+    /// Input names in order.
+    pub inputs: Vec<String>,
+    /// Output names in order.
+    pub outputs: Vec<String>,
+}
+
+impl Manifest {
+    /// Reads and parses `manifest.json`, with errors that name the file and the field.
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::bundle(path, format!("invalid manifest: {e}")))?;
+        manifest.check_header(path)?;
+        Ok(manifest)
+    }
+
+    /// Writes the manifest as pretty JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("manifest serialises");
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
+
+    /// Number of input channels.
+    pub fn channels(&self) -> usize {
+        self.input_shape[0]
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.params
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    fn check_header(&self, path: &Path) -> Result<()> {
+        let fail = |m: String| Err(Error::bundle(path, m));
+        if self.format != FORMAT {
+            return fail(format!(
+                "field `format` is `{}`, expected `{FORMAT}`",
+                self.format
+            ));
+        }
+        if self.format_version != FORMAT_VERSION {
+            return fail(format!(
+                "field `format_version` is {}, this build of ddlens reads version {FORMAT_VERSION}",
+                self.format_version
+            ));
+        }
+        if !SUPPORTED_OPSETS.contains(&self.opset) {
+            return fail(format!(
+                "field `opset` is {}, supported opsets are {}..={}",
+                self.opset,
+                SUPPORTED_OPSETS.start(),
+                SUPPORTED_OPSETS.end()
+            ));
+        }
+        if self.input_shape.contains(&0) || self.num_classes == 0 || self.feature_dim == 0 {
+            return fail(
+                "fields `input_shape`, `num_classes` and `feature_dim` must be positive".into(),
+            );
+        }
+        let c = self.channels();
+        let n = &self.normalization;
+        if n.mean.len() != c || n.std.len() != c {
+            return fail(format!(
+                "field `normalization` must have {c} mean and std values (one per channel), found {} and {}",
+                n.mean.len(),
+                n.std.len()
+            ));
+        }
+        if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return fail("field `normalization.std` must be positive and finite".into());
+        }
+        if self.params.is_empty() {
+            return fail("field `params` is empty".into());
+        }
+        for (i, p) in self.params.iter().enumerate() {
+            if p.shape.contains(&0) {
+                return fail(format!("params[{i}] (`{}`) has a zero dimension", p.name));
+            }
+            if let Init::Uniform { low, high } = p.init {
+                if low >= high || low.is_nan() || high.is_nan() {
+                    return fail(format!(
+                        "params[{i}] (`{}`): uniform init needs low < high",
+                        p.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! Importing distilled sets saved with NumPy: an `images.npy` / `labels.npy` pair, or an
+//! `.npz` archive with arrays `images`, `labels` and optionally `lr`.
+//!
+//! Images may be float32 or float64 (NumPy's default, converted), labels int64 or int32.
+
+use std::fs::File;
+use std::path::Path;
+
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
+use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadNpzError, ReadableElement};
+
+use super::distilled::{file_stem, infer_classes};
+use super::{data_err, Dataset, DistilledMeta, DistilledSet};
+use crate::error::{Error, Result};
+
+/// Where one array is read from.
+enum Source<'a> {
+    Npy(&'a Path),
+    Npz(&'a mut NpzReader<File>),
+}
+
+/// Why reading one array as one element type failed.
+enum Failure {
+    /// The array exists with another dtype (its NumPy descriptor).
+    WrongDtype(String),
+    /// The archive has no such array.
+    Missing,
+    /// Anything else (I/O, corrupt header or data).
+    Other(String),
+}
+
+impl DistilledSet {
+    /// Imports `images.npy` (`N x C x H x W`, normalised) and `labels.npy`. `num_classes`
+    /// defaults to the class count of `meta.dataset`, else max label + 1. The dataset is named
+    /// after the images file.
+    pub fn import_npy(
+        images: &Path,
+        labels: &Path,
+        num_classes: Option<usize>,
+        meta: DistilledMeta,
+    ) -> Result<DistilledSet> {
+        let image_array = read_images(&mut Source::Npy(images), images)?;
+        let label_array = read_labels(&mut Source::Npy(labels), labels)?;
+        if image_array.dim().0 != label_array.len() {
+            return Err(data_err(
+                images.display(),
+                format!(
+                    "{} images but {} labels in {}",
+                    image_array.dim().0,
+                    label_array.len(),
+                    labels.display()
+                ),
+            ));
+        }
+        assemble(images, image_array, label_array, None, num_classes, meta)
+    }
+
+    /// Imports an `.npz` archive (`np.savez` or `np.savez_compressed`) with arrays `images`,
+    /// `labels` and optionally `lr` (a scalar or one-element array).
+    pub fn import_npz(
+        path: &Path,
+        num_classes: Option<usize>,
+        meta: DistilledMeta,
+    ) -> Result<DistilledSet> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut archive = NpzReader::new(file)
+            .map_err(|e| data_err(path.display(), format!("not a valid .npz archive: {e}")))?;
+        let images = read_images(&mut Source::Npz(&mut archive), path)?;
+        let labels = read_labels(&mut Source::Npz(&mut archive), path)?;
+        let lr = read_lr(&mut Source::Npz(&mut archive), path)?;
+        assemble(path, images, labels, lr, num_classes, meta)
+    }
+}
+
+fn assemble(
+    path: &Path,
+    images: Array4<f32>,
+    labels: Array1<i64>,
+    lr: Option<f32>,
+    num_classes: Option<usize>,
+    meta: DistilledMeta,
+) -> Result<DistilledSet> {
+    let in_file = |e: Error| data_err(path.display(), e.to_string());
+    let num_classes = num_classes.unwrap_or_else(|| infer_classes(&meta, &labels));
+    let data = Dataset::new(images, labels, num_classes, file_stem(path)).map_err(in_file)?;
+    DistilledSet::new(data, lr, meta).map_err(in_file)
+}
+
+fn read_images(src: &mut Source, path: &Path) -> Result<Array4<f32>> {
+    let array = read_float(src, "images", path)?.ok_or_else(|| missing("images", path))?;
+    let shape = array.shape().to_vec();
+    array.into_dimensionality::<Ix4>().map_err(|_| {
+        data_err(
+            path.display(),
+            format!("array `images` has shape {shape:?}, expected rank 4 (N x C x H x W)"),
+        )
+    })
+}
+
+fn read_labels(src: &mut Source, path: &Path) -> Result<Array1<i64>> {
+    let array = match read::<i64>(src, "labels") {
+        Err(Failure::WrongDtype(_)) => read::<i32>(src, "labels").map(|a| a.mapv(i64::from)),
+        other => other,
+    };
+    let array = match array {
+        Ok(a) => a,
+        Err(f) => return Err(failure(f, "labels", "int64 or int32", path)),
+    };
+    let shape = array.shape().to_vec();
+    array.into_dimensionality::<Ix1>().map_err(|_| {
+        data_err(
+            path.display(),
+            format!("array `labels` has shape {shape:?}, expected rank 1"),
+        )
+    })
+}
+
+fn read_lr(src: &mut Source, path: &Path) -> Result<Option<f32>> {
+    let Some(array) = read_float(src, "lr", path)? else {
+        return Ok(None);
+    };
+    if array.len() != 1 {
+        return Err(data_err(
+            path.display(),
+            format!(
+                "array `lr` has shape {:?}, expected a scalar",
+                array.shape()
+            ),
+        ));
+    }
+    Ok(array.iter().next().copied())
+}
+
+/// Reads a float32 or float64 array; `None` when an archive lacks it.
+fn read_float(src: &mut Source, name: &str, path: &Path) -> Result<Option<ArrayD<f32>>> {
+    let array = match read::<f32>(src, name) {
+        Err(Failure::WrongDtype(_)) => read::<f64>(src, name).map(|a| a.mapv(|v| v as f32)),
+        other => other,
+    };
+    match array {
+        Ok(a) => Ok(Some(a)),
+        Err(Failure::Missing) => Ok(None),
+        Err(f) => Err(failure(f, name, "float32 or float64", path)),
+    }
+}
+
+fn read<T: ReadableElement>(src: &mut Source, name: &str) -> Result<ArrayD<T>, Failure> {
+    match src {
+        Source::Npy(path) => {
+            let file = File::open(path).map_err(|e| Failure::Other(e.to_string()))?;
+            ArrayD::<T>::read_npy(file).map_err(npy_failure)
+        }
+        Source::Npz(archive) => archive.by_name(name).map_err(|e| match e {
+            ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => Failure::Missing,
+            ReadNpzError::Npy(e) => npy_failure(e),
+            other => Failure::Other(other.to_string()),
+        }),
+    }
+}
+
+fn npy_failure(e: ReadNpyError) -> Failure {
+    match e {
+        ReadNpyError::WrongDescriptor(d) => Failure::WrongDtype(d.to_string()),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+fn failure(f: Failure, name: &str, expected: &str, path: &Path) -> Error {
+    match f {
+        Failure::Missing => missing(name, path),
+        Failure::WrongDtype(d) => data_err(
+            path.display(),
+            format!("array `{name}` has dtype {d}, expected {expected}"),
+        ),
+        Failure::Other(m) => data_err(path.display(), format!("array `{name}`: {m}")),
+    }
+}
+
+fn missing(name: &str, path: &Path) -> Error {
+    data_err(path.display(), format!("missing array `{name}`"))
+}

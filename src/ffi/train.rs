@@ -1,0 +1,200 @@
+//! Training and evaluation.
+
+use std::ffi::{c_char, c_void};
+
+use serde_json::json;
+
+use super::args;
+use super::bundle::DdlBundle;
+use super::dataset::DdlDataset;
+use super::guard::{ffi_call, FfiError};
+use super::handles::{borrow, into_handle};
+use super::params::DdlParams;
+use super::progress::{DdlProgressFn, Progress};
+use super::status::DdlStatus;
+use super::train_config::DdlTrainConfig;
+use crate::train::{self, Control, Hook, StepContext};
+
+/// Trains a copy of `init` on `data` with `config` (SGD; same seed, same result on the CPU).
+///
+/// `progress` (may be NULL) is called with `user_data` before the first update and after each;
+/// a nonzero return cancels with `DDL_STATUS_CANCELLED`. On success `*out_params` receives the
+/// trained parameters (free with `ddl_params_free`; `init` is unchanged) and, when `out_json` is
+/// not NULL, `*out_json` a JSON report `{"steps", "total_steps", "stopped_early",
+/// "final_loss", "log": [{"step", "epoch", "loss", "lr"}...]}` (free with `ddl_string_free`).
+/// On failure both outputs are NULL. A dataset that does not fit the model is
+/// `DDL_STATUS_DATA`; divergence (non-finite loss) is `DDL_STATUS_INVALID_ARGUMENT` naming
+/// `lr`.
+///
+/// Thread-safe with respect to other calls: the bundle, `init`, `data` and `config` are only
+/// read, so several threads may train at once, sharing them or not.
+///
+/// # Safety
+/// Handles must be NULL or live; `progress` NULL or a valid function; outputs NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ddl_train(
+    bundle: *const DdlBundle,
+    init: *const DdlParams,
+    data: *const DdlDataset,
+    config: *const DdlTrainConfig,
+    progress: DdlProgressFn,
+    user_data: *mut c_void,
+    out_params: *mut *mut DdlParams,
+    out_json: *mut *mut c_char,
+) -> DdlStatus {
+    ffi_call("ddl_train", || {
+        // SAFETY: forwarded contract.
+        let (out, out_json) = unsafe {
+            (
+                args::out_handle(out_params, "out_params")?,
+                args::opt_out_string(out_json, "out_json")?,
+            )
+        };
+        // SAFETY: forwarded contract.
+        let (b, p, d, c) = unsafe {
+            (
+                &borrow(bundle, "bundle")?.inner,
+                borrow(init, "init")?,
+                &borrow(data, "data")?.inner,
+                &borrow(config, "config")?.inner,
+            )
+        };
+        let progress = Progress::new(progress, user_data);
+        let mut hook = |ctx: &StepContext<'_>| {
+            progress.report(ctx.step as u64, ctx.total_steps as u64)?;
+            Ok(Control::Continue)
+        };
+        let hooks: &mut [&mut dyn Hook] = &mut [&mut hook];
+        let outcome = train::train(b, p.params.clone(), d, c, hooks)?;
+        let report = json!({
+            "steps": outcome.steps,
+            "total_steps": c.total_steps(d.len()),
+            "stopped_early": outcome.stopped_early,
+            "final_loss": outcome.log.last().map(|s| s.loss),
+            "log": outcome.log,
+        });
+        // Encode before handing anything out, so that a failure leaves both outputs NULL.
+        let text = out_json
+            .as_ref()
+            .map(|_| args::give_json(&report))
+            .transpose()?;
+        *out = into_handle(DdlParams::new(outcome.params, &b.manifest().params));
+        if let (Some(slot), Some(text)) = (out_json, text) {
+            *slot = text;
+        }
+        Ok(())
+    })
+}
+
+/// Evaluates `params` on every example of `data`: accuracy (fraction of arg-max logits equal
+/// to the label) to `*out_accuracy`, mean cross-entropy to `*out_loss`, and, when `out_json` is
+/// not NULL, `{"accuracy", "loss", "confusion": [[count of label i predicted j]...]}` (free with
+/// `ddl_string_free`). Each output may be NULL. Thread-safe.
+///
+/// # Safety
+/// Handles must be NULL or live; outputs NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ddl_evaluate(
+    bundle: *const DdlBundle,
+    params: *const DdlParams,
+    data: *const DdlDataset,
+    out_accuracy: *mut f64,
+    out_loss: *mut f64,
+    out_json: *mut *mut c_char,
+) -> DdlStatus {
+    ffi_call("ddl_evaluate", || {
+        // SAFETY: forwarded contract.
+        let (acc, loss, json_out) = unsafe {
+            (
+                args::opt_out(out_accuracy, "out_accuracy")?,
+                args::opt_out(out_loss, "out_loss")?,
+                args::opt_out_string(out_json, "out_json")?,
+            )
+        };
+        // SAFETY: forwarded contract.
+        let (b, p, d) = unsafe {
+            (
+                &borrow(bundle, "bundle")?.inner,
+                borrow(params, "params")?,
+                &borrow(data, "data")?.inner,
+            )
+        };
+        let e = train::evaluate(b, &p.params, d)?;
+        if let Some(slot) = json_out {
+            *slot = args::give_json(&e)?;
+        }
+        if let Some(a) = acc {
+            *a = e.accuracy;
+        }
+        if let Some(l) = loss {
+            *l = e.loss;
+        }
+        Ok(())
+    })
+}
+
+/// The standard evaluation of a training set: `runs` fresh models (initialisation and
+/// shuffling seeded by `seed + run`), each trained on `train` with the standard recipe
+/// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`) and evaluated on
+/// `test`. `progress` sees one continuous count over all runs. `*out_json` receives
+/// `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free with
+/// `ddl_string_free`). Thread-safe (all inputs are only read).
+///
+/// # Safety
+/// Handles must be NULL or live; `progress` NULL or a valid function; `out_json` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ddl_standard_evaluation(
+    bundle: *const DdlBundle,
+    train_set: *const DdlDataset,
+    test_set: *const DdlDataset,
+    runs: usize,
+    epochs: u64,
+    lr: f32,
+    seed: u64,
+    progress: DdlProgressFn,
+    user_data: *mut c_void,
+    out_json: *mut *mut c_char,
+) -> DdlStatus {
+    ffi_call("ddl_standard_evaluation", || {
+        // SAFETY: forwarded contract.
+        let out = unsafe { args::out_string(out_json, "out_json") }?;
+        // SAFETY: forwarded contract.
+        let (b, tr, te) = unsafe {
+            (
+                &borrow(bundle, "bundle")?.inner,
+                &borrow(train_set, "train_set")?.inner,
+                &borrow(test_set, "test_set")?.inner,
+            )
+        };
+        args::positive(runs, "runs")?;
+        let epochs = usize::try_from(epochs)
+            .map_err(|_| FfiError::invalid("epochs", "does not fit in size_t"))
+            .and_then(|e| args::positive(e, "epochs"))?;
+        let progress = Progress::new(progress, user_data);
+        let mut hook = |run: usize, ctx: &StepContext<'_>| {
+            // Step 0 of a later run is the last step of the previous one: report it once.
+            if run == 0 || ctx.step > 0 {
+                let per_run = ctx.total_steps as u64;
+                progress.report(
+                    run as u64 * per_run + ctx.step as u64,
+                    runs as u64 * per_run,
+                )?;
+            }
+            Ok(Control::Continue)
+        };
+        let summary = train::standard_evaluation_with_hook(
+            b,
+            tr,
+            te,
+            tr.name(),
+            runs,
+            epochs,
+            lr,
+            seed,
+            &mut hook,
+        )?;
+        *out = args::give_json(&summary)?;
+        Ok(())
+    })
+}

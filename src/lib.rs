@@ -1,0 +1,30 @@
+//! # ddlens
+//!
+//! Distil datasets and show what distilled data has learned. The Rust core runs model graphs
+//! exported from PyTorch through ONNX Runtime and owns every algorithm; parameters live in Rust
+//! and are graph inputs.
+//!
+//! * [`runtime`]: the process-wide ONNX Runtime environment and execution providers.
+//! * [`bundle`]: model bundles (manifest, validation, typed calls per graph role).
+//! * [`data`]: datasets, loaders, normalisation, subsets and distilled-set files.
+//! * [`train`]: SGD training, evaluation and per-step hooks.
+//! * [`doctor`]: the environment check behind `ddlens doctor`.
+//! * [`ffi`]: the C ABI (header `include/ddlens.h`).
+
+#![warn(missing_docs)]
+
+pub mod bundle;
+pub mod data;
+pub mod doctor;
+mod error;
+pub mod ffi;
+pub mod progress;
+pub mod runtime;
+pub mod train;
+
+pub use bundle::{Bundle, Params, Role};
+pub use data::{Dataset, DatasetName, DistilledSet};
+pub use error::{Error, Result};
+
+/// The crate version, also reported by the C ABI's `ddl_version()`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

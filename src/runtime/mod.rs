@@ -1,0 +1,204 @@
+//! The process-wide ONNX Runtime environment.
+//!
+//! ONNX Runtime allows one environment per process, and `ort` panics if any of its APIs run
+//! before the library is loaded. ddlens therefore funnels every use through [`Runtime`]: it is
+//! initialised once, explicitly with [`init`] or implicitly with defaults by [`get`], and all
+//! graph sessions are built by it so that threads and the execution provider are consistent.
+
+mod locate;
+mod provider;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use once_cell::sync::OnceCell;
+use ort::environment::Environment;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
+
+pub use locate::{
+    library_version, project_roots, Attempt, Located, FIX_COMMAND, ORT_MIN_MINOR, ORT_VERSION,
+};
+pub use provider::{available_providers, Provider, ProviderChoice};
+
+use crate::error::{Error, Result};
+
+/// How to set the runtime up. `Default` means: search for the library, `auto` provider,
+/// ONNX Runtime's default thread count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Explicit path of `libonnxruntime.so`; searched for when `None`.
+    pub library: Option<PathBuf>,
+    /// Execution provider wanted.
+    pub provider: ProviderChoice,
+    /// Intra-op threads per graph session; ONNX Runtime's default (all cores) when `None`.
+    pub threads: Option<usize>,
+}
+
+/// The initialised runtime: where the library came from and what runs the graphs.
+pub struct Runtime {
+    config: RuntimeConfig,
+    library: Located,
+    version: String,
+    provider: Provider,
+    provider_note: Option<String>,
+    environment: Environment,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("library", &self.library.path)
+            .field("version", &self.version)
+            .field("provider", &self.provider)
+            .field("threads", &self.config.threads)
+            .finish()
+    }
+}
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Initialises the runtime with `config`. Calling it again with the same config returns the
+/// existing runtime; a different config is an error (ONNX Runtime has one environment per process).
+pub fn init(config: RuntimeConfig) -> Result<&'static Runtime> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return if rt.config == config {
+            Ok(rt)
+        } else {
+            Err(Error::RuntimeConfig(format!(
+                "the ONNX Runtime environment is already set up ({}, provider {}, threads {:?}); \
+                 it cannot be changed within one process",
+                rt.library.path.display(),
+                rt.config.provider,
+                rt.config.threads
+            )))
+        };
+    }
+    let rt = Runtime::create(config)?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// The runtime, initialised with `RuntimeConfig::default()` on first use.
+pub fn get() -> Result<&'static Runtime> {
+    match RUNTIME.get() {
+        Some(rt) => Ok(rt),
+        None => init_default(),
+    }
+}
+
+/// Whether the runtime has been initialised in this process.
+pub fn is_initialized() -> bool {
+    RUNTIME.get().is_some()
+}
+
+fn init_default() -> Result<&'static Runtime> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = Runtime::create(RuntimeConfig::default())?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// Finds the library that [`init`] would load, without loading it for good.
+pub fn locate_library(config: &RuntimeConfig) -> Result<Located> {
+    locate::locate(
+        config.library.as_deref(),
+        config.provider != ProviderChoice::Cpu,
+    )
+}
+
+impl Runtime {
+    fn create(config: RuntimeConfig) -> Result<Runtime> {
+        if config.threads == Some(0) {
+            return Err(Error::invalid("threads", "must be at least 1"));
+        }
+        let library = locate_library(&config)?;
+        if config.provider != ProviderChoice::Cpu {
+            provider::preload_cuda_libraries(&library.path);
+        }
+        let builder = ort::init_from(&library.path).map_err(|e| {
+            Error::RuntimeNotFound(format!(
+                "{}: {e}. Fix: run `{FIX_COMMAND}`",
+                library.path.display()
+            ))
+        })?;
+        let environment = builder
+            .with_name("ddlens")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| Error::ort("creating the environment", e))?;
+        let version = library.version.clone();
+        let probe = |p: Provider| -> Result<()> {
+            let mut b =
+                Session::builder(&environment).map_err(|e| Error::ort("session options", e))?;
+            provider::register(&mut b, p)
+        };
+        let (provider, provider_note) = provider::resolve(config.provider, probe)?;
+        Ok(Runtime {
+            config,
+            library,
+            version,
+            provider,
+            provider_note,
+            environment,
+        })
+    }
+
+    /// Path of the loaded ONNX Runtime library.
+    pub fn library_path(&self) -> &Path {
+        &self.library.path
+    }
+
+    /// How the library was found (`explicit path`, `DDLENS_ORT_LIB`, `project (onnxruntime)`...).
+    pub fn library_source(&self) -> &str {
+        &self.library.source
+    }
+
+    /// ONNX Runtime version, e.g. `1.31.1`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The execution provider that sessions really use.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Why `auto` fell back to the CPU, if it did.
+    pub fn provider_note(&self) -> Option<&str> {
+        self.provider_note.as_deref()
+    }
+
+    /// The configuration the runtime was set up with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// A session builder with this runtime's provider, threads and full graph optimisation.
+    pub fn session_builder(&self) -> Result<SessionBuilder> {
+        let ctx = "session options";
+        let mut b = Session::builder(&self.environment)
+            .map_err(|e| Error::ort(ctx, e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| Error::ort(ctx, e))?;
+        if let Some(n) = self.config.threads {
+            b = b
+                .with_intra_threads(n)
+                .map_err(|e| Error::ort(ctx, e))?
+                .with_inter_threads(1)
+                .map_err(|e| Error::ort(ctx, e))?;
+        }
+        provider::register(&mut b, self.provider)?;
+        Ok(b)
+    }
+
+    /// Loads one ONNX file into a session.
+    pub fn load_graph(&self, path: &Path) -> Result<Session> {
+        self.session_builder()?
+            .commit_from_file(path)
+            .map_err(|e| Error::bundle(path, format!("ONNX Runtime cannot load this graph: {e}")))
+    }
+}

@@ -1,0 +1,21 @@
+//! Training and evaluation: SGD with momentum, weight decay and step schedules; minibatch or
+//! full-batch (the paper's P_dist); per-step hooks for the analyses; evaluation with accuracy,
+//! per-example loss, predictions and confusion matrix; parameter files.
+
+mod checkpoint;
+mod config;
+mod eval;
+mod hooks;
+mod optimizer;
+mod protocol;
+mod schedule;
+mod trainer;
+
+pub use checkpoint::{load_params, save_params, write_atomic};
+pub use config::TrainConfig;
+pub use eval::{evaluate, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
+pub use hooks::{Control, EvalRecord, Hook, RecordEval, SaveParams, StepContext};
+pub use optimizer::{Sgd, SgdConfig};
+pub use protocol::{standard_evaluation, standard_evaluation_with_hook, EvalSummary};
+pub use schedule::Schedule;
+pub use trainer::{train, StepLog, TrainOutcome};
