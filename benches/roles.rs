@@ -92,7 +92,7 @@ fn time_roles(b: &Bundle, o: &Opts) -> BTreeMap<&'static str, f64> {
     out
 }
 
-fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
+fn torch_times(o: &Opts, bundle_dir: &std::path::Path) -> Result<BTreeMap<String, f64>, String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = format!("{root}/.venv/bin/python");
     let python = if std::path::Path::new(&python).exists() {
@@ -102,7 +102,9 @@ fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
     };
     let out = Command::new(&python)
         .arg(format!("{root}/benches/torch_roles.py"))
-        .args(["--model", &o.model, "--batch", &o.batch.to_string()])
+        .arg("--bundle")
+        .arg(bundle_dir)
+        .args(["--batch", &o.batch.to_string()])
         .args([
             "--threads",
             &o.threads.to_string(),
@@ -143,7 +145,7 @@ fn main() {
         rt.provider()
     );
     let ours = time_roles(&b, &o);
-    let torch = torch_times(&o);
+    let torch = torch_times(&o, b.dir());
     if let Err(e) = &torch {
         println!("(PyTorch side unavailable: {e}; run scripts/setup --dev)");
     }

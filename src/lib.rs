@@ -8,13 +8,17 @@
 //! * [`bundle`]: model bundles (manifest, validation, typed calls per graph role).
 //! * [`data`]: datasets, loaders, normalisation, subsets and distilled-set files.
 //! * [`train`]: SGD training, evaluation and per-step hooks.
+//! * [`augment`]: differentiable siamese augmentation (DSA) with exact vector-Jacobian products.
+//! * [`distill`]: dataset distillation (exact gradients through unrolled training, methods).
 //! * [`doctor`]: the environment check behind `ddlens doctor`.
 //! * [`ffi`]: the C ABI (header `include/ddlens.h`).
 
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod bundle;
 pub mod data;
+pub mod distill;
 pub mod doctor;
 mod error;
 pub mod ffi;

@@ -116,7 +116,12 @@ struct TrainArgs {
 #[derive(Args)]
 struct EvalArgs {
     /// Distilled set to evaluate (safetensors, .npz or images.npy with labels.npy beside it).
-    distilled: PathBuf,
+    /// Without it, only a random real subset of `--ipc` images per class is evaluated.
+    #[arg(required_unless_present = "ipc")]
+    distilled: Option<PathBuf>,
+    /// Images per class of the random real subset when no distilled set is given.
+    #[arg(long, conflicts_with = "distilled")]
+    ipc: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
     /// Number of runs (fresh models).
@@ -323,17 +328,25 @@ fn read_distilled(path: &Path) -> Result<DistilledSet> {
 
 fn cmd_eval(args: EvalArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
-    let set = read_distilled(&args.distilled)?;
-    set.data.check_against(bundle.manifest())?;
-    let lr = args.lr.or(set.lr).unwrap_or(0.01);
-    let per_class = set.data.class_counts();
-    let bar = Progress::new("eval", 0);
-    let mut summaries = Vec::new();
-    let mut sets = vec![(args.distilled.display().to_string(), set.data.clone())];
-    if !args.no_baseline {
+    let mut sets = Vec::new();
+    let (per_class, learned_lr) = match (&args.distilled, args.ipc) {
+        (Some(path), _) => {
+            let set = read_distilled(path)?;
+            set.data.check_against(bundle.manifest())?;
+            let counts = set.data.class_counts();
+            sets.push((path.display().to_string(), set.data));
+            (counts, set.lr)
+        }
+        (None, Some(ipc)) => (vec![ipc; splits.train.num_classes()], None),
+        (None, None) => return Err(Error::invalid("distilled", "give a distilled set or --ipc")),
+    };
+    let lr = args.lr.or(learned_lr).unwrap_or(0.01);
+    if !args.no_baseline || sets.is_empty() {
         let idx = balanced_like(&splits.train, &per_class, args.seed)?;
         sets.push(("random real subset".to_string(), splits.train.select(&idx)?));
     }
+    let bar = Progress::new("eval", 0);
+    let mut summaries = Vec::new();
     for (label, train_set) in &sets {
         let mut progress = |run: usize, step: usize, total: usize| {
             if step == 0 {

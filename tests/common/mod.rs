@@ -2,6 +2,8 @@
 //! finite differences.
 #![allow(dead_code)]
 
+pub mod role_checks;
+
 use std::path::PathBuf;
 
 use ddlens::{Bundle, Params};

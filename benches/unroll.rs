@@ -1,0 +1,204 @@
+//! Time and peak memory of one MTT-style distillation iteration (unroll N SGD steps on the
+//! synthetic set, trajectory-matching loss, exact adjoint back to the images and lr) for
+//! several N, to show that memory grows only by the stored iterates, `(N + 1)·|θ|·4` bytes.
+//!
+//!     cargo bench --bench unroll -- [--model convnet3-1x28x28] [--steps 10,40,80] [--ipc 10]
+//!         [--batch 100] [--iters 1] [--threads 2]
+//!
+//! Each N runs in a fresh child process. After opening the bundle and one warm-up graph call
+//! per role (ONNX Runtime's arenas reach their size there), the peak-RSS counter is reset
+//! (`/proc/self/clear_refs`), so "peak" is the steady state of distillation iterations and
+//! "beyond iterates" = peak − RSS before the iterations − iterate bytes is the working set
+//! that must stay flat in N. Measurement only: it prints figures and never fails on them.
+
+use std::process::Command;
+use std::time::Instant;
+
+use ddlens::bundle::resolve_bundle;
+use ddlens::distill::{epoch_batches, trajectory_matching, InnerLoop, InnerSgd};
+use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
+use ddlens::Bundle;
+use ndarray::{Array1, Array4};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+struct Opts {
+    model: String,
+    steps: Vec<usize>,
+    ipc: usize,
+    batch: Option<usize>,
+    iters: usize,
+    threads: usize,
+    child: bool,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        model: "convnet3-1x28x28".into(),
+        steps: vec![10, 40, 80],
+        ipc: 10,
+        batch: None,
+        iters: 1,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        child: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = || args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--model" => o.model = val(),
+            "--steps" => {
+                o.steps = val()
+                    .split(',')
+                    .map(|s| s.trim().parse().expect("--steps N[,N...]"))
+                    .collect()
+            }
+            "--ipc" => o.ipc = val().parse().expect("--ipc N"),
+            "--batch" => o.batch = Some(val().parse().expect("--batch N")),
+            "--iters" => o.iters = val().parse().expect("--iters N"),
+            "--threads" => o.threads = val().parse().expect("--threads N"),
+            "--child" => {
+                o.child = true;
+                i += 1;
+                continue;
+            }
+            // cargo bench passes `--bench`; ignore anything unknown.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+/// A field of /proc/self/status in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(field: &str) -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Resets VmHWM to the current RSS (Linux ≥ 4.0), so later peaks exclude start-up.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// One configuration, in this process; prints one result line.
+fn run_child(o: &Opts, steps: usize) {
+    runtime::init(RuntimeConfig {
+        provider: ProviderChoice::Cpu,
+        threads: Some(o.threads),
+        ..Default::default()
+    })
+    .expect("ONNX Runtime");
+    let b = Bundle::open(resolve_bundle(&o.model).expect("bundle")).expect("bundle");
+    let m = b.manifest();
+    let [c, h, w] = m.input_shape;
+    let n = o.ipc * m.num_classes;
+    let batch = o.batch.unwrap_or(n).min(n);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x = Array4::from_shape_simple_fn((n, c, h, w), || rng.sample::<f32, _>(StandardNormal));
+    let y = Array1::from_shape_fn(n, |i| (i % m.num_classes) as i64);
+    let batches = epoch_batches(n, batch, steps, 1).expect("schedule");
+    let theta0 = b.init_params(0);
+    let target = b.init_params(1);
+    let sgd = InnerSgd::plain(0.01);
+
+    // Warm-up: ONNX Runtime sizes its arenas on the first call of each role at this batch.
+    let first = &batches[0];
+    let (xb, yb) = (
+        x.select(ndarray::Axis(0), first),
+        y.select(ndarray::Axis(0), first),
+    );
+    b.grad(&theta0, xb.view(), yb.view(), None).expect("grad");
+    b.grad_vjp(&theta0, xb.view(), yb.view(), None, &theta0)
+        .expect("grad_vjp");
+    let reset = reset_peak();
+    let rss_before = status_bytes("VmRSS").unwrap_or(0);
+
+    let (mut t_fwd, mut t_adj, mut iterate_bytes) = (0.0, 0.0, 0);
+    let mut x_iter = x.clone();
+    for _ in 0..o.iters {
+        let inner = InnerLoop::new(&b, x_iter.view(), y.view(), &batches, sgd).expect("inner loop");
+        let t = Instant::now();
+        let run = inner.unroll(theta0.clone()).expect("unroll");
+        t_fwd += t.elapsed().as_secs_f64();
+        let outer = trajectory_matching(run.final_params(), &theta0, &target).expect("loss");
+        let t = Instant::now();
+        let grads = run.adjoint(&outer.grad).expect("adjoint");
+        t_adj += t.elapsed().as_secs_f64();
+        iterate_bytes = run.iterate_bytes();
+        drop(run);
+        // An image update, as distillation would do, so iterations are not identical.
+        x_iter.scaled_add(-1.0, &grads.x);
+    }
+    let peak = status_bytes("VmHWM").unwrap_or(0);
+    let beyond = peak as f64 - rss_before as f64 - iterate_bytes as f64;
+    let iters = o.iters as f64;
+    println!(
+        "{steps:>6} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>10.1} {:>10.1} {:>14.1}{}",
+        (t_fwd + t_adj) / iters,
+        t_fwd / iters,
+        t_adj / iters,
+        mib(iterate_bytes),
+        mib(rss_before),
+        mib(peak),
+        beyond / (1024.0 * 1024.0),
+        if reset {
+            ""
+        } else {
+            "  (peak not reset: includes start-up)"
+        }
+    );
+}
+
+fn main() {
+    let o = parse();
+    if o.child {
+        run_child(&o, o.steps[0]);
+        return;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    println!(
+        "MTT-style distillation iteration on {}: {} images/class, batch {}, {} iteration(s), {} thread(s), CPU",
+        o.model,
+        o.ipc,
+        o.batch.map_or("all".into(), |b| b.to_string()),
+        o.iters,
+        o.threads
+    );
+    println!(
+        "{:>6} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>14}",
+        "steps",
+        "s/iter",
+        "unroll s",
+        "adjoint s",
+        "iterates MiB",
+        "RSS0 MiB",
+        "peak MiB",
+        "beyond it. MiB"
+    );
+    for &steps in &o.steps {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--child", "--steps", &steps.to_string()])
+            .args(["--model", &o.model])
+            .args(["--ipc", &o.ipc.to_string()])
+            .args(["--iters", &o.iters.to_string()])
+            .args(["--threads", &o.threads.to_string()]);
+        if let Some(b) = o.batch {
+            cmd.args(["--batch", &b.to_string()]);
+        }
+        let status = cmd.status().expect("spawning the child run");
+        if !status.success() {
+            println!("{steps:>6} failed ({status})");
+        }
+    }
+}
