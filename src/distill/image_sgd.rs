@@ -28,7 +28,9 @@ impl TensorSgd {
     pub fn step(&mut self, x: &mut ArrayD<f32>, g: ArrayViewD<f32>) {
         let v = match &mut self.velocity {
             Some(v) => {
-                Zip::from(&mut *v).and(&g).for_each(|v, &g| *v = self.momentum * *v + g);
+                Zip::from(&mut *v)
+                    .and(&g)
+                    .for_each(|v, &g| *v = self.momentum * *v + g);
                 v
             }
             // PyTorch starts the buffer at the first gradient.

@@ -10,13 +10,36 @@
 //!   one graph evaluation). Outer losses: [`trajectory_matching`] (MTT) and
 //!   [`real_batch_loss`] (BPTT); per-step augmentation plugs in through [`BatchTransform`].
 
+mod bptt;
+mod checkpoint;
+mod dc;
+mod dm;
+mod expert;
+mod grid;
+mod herding;
 mod image_sgd;
 mod method;
+mod mtt;
+mod random;
+mod runner;
 mod synthetic;
 mod unroll;
 
+pub use bptt::{Bptt, BpttConfig};
+pub use checkpoint::{Checkpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
+pub use dc::{class_match, gradient_distance, ClassMatch, Dc, DcConfig, GradientDistance};
+pub use dm::{class_loss_and_grad as dm_class_loss_and_grad, Dm, DmConfig};
+pub use expert::{
+    checkpoint_path as expert_checkpoint_path, generate_expert, generate_experts, save_experts,
+    ExpertConfig, ExpertDir, ExpertIndex, ExpertSource, Trajectory, EXPERTS_FORMAT,
+};
+pub use grid::{encode_png, grid, write_grid_png, Picture, GRID_MIN_SIZE, GRID_PADDING};
+pub use herding::{herd, herding_set};
 pub use image_sgd::TensorSgd;
 pub use method::{IterContext, Method};
+pub use mtt::{Mtt, MttConfig, StepAugmentations};
+pub use random::random_set;
+pub use runner::{iteration_rng, run, RunConfig, RunLog};
 pub use synthetic::Synthetic;
 
 pub use unroll::{

@@ -56,7 +56,12 @@ impl Synthetic {
 
     /// As a validated dataset (fails on NaN/Inf pixels, naming the set).
     pub fn to_dataset(&self, name: &str) -> Result<Dataset> {
-        Dataset::new(self.images.clone(), self.labels.clone(), self.num_classes, name)
+        Dataset::new(
+            self.images.clone(),
+            self.labels.clone(),
+            self.num_classes,
+            name,
+        )
     }
 
     /// As a distilled-set file payload.
