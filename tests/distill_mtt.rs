@@ -12,27 +12,13 @@ use ddlens::distill::{
     InnerLoop, InnerSgd, IterContext, Method, Mtt, MttConfig, Synthetic, Trajectory,
 };
 use ddlens::{Bundle, Dataset};
-use ndarray::{Array1, Array4};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const MODEL: &str = "tiny-1x8x8";
 
-/// A learnable 3-class problem: each class lights up one band of rows (as in tests/train.rs).
 fn real_data(n: usize, seed: u64) -> Dataset {
-    let mut r = rng(seed);
-    let mut x = Array4::from_shape_vec((n, 1, 8, 8), normal_vec(&mut r, n * 64)).unwrap();
-    x.mapv_inplace(|v| 0.3 * v);
-    let y = Array1::from_shape_fn(n, |i| (i % 3) as i64);
-    for i in 0..n {
-        let c = (i % 3) * 2;
-        for h in c..c + 2 {
-            for w in 0..8 {
-                x[[i, 0, h, w]] += 2.0;
-            }
-        }
-    }
-    Dataset::new(x, y, 3, "synthetic").unwrap()
+    common::banded_dataset(n, seed)
 }
 
 fn expert_config(dsa: bool) -> ExpertConfig {

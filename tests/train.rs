@@ -9,22 +9,8 @@ use ddlens::train::{
 use ddlens::Dataset;
 use ndarray::{Array1, Array4};
 
-/// A learnable 3-class problem for the tiny bundle: each class lights up one image region.
 fn synthetic(n: usize, seed: u64) -> Dataset {
-    let mut r = common::rng(seed);
-    let noise = common::normal_vec(&mut r, n * 64);
-    let mut x = Array4::from_shape_vec((n, 1, 8, 8), noise).unwrap();
-    x.mapv_inplace(|v| 0.3 * v);
-    let y = Array1::from_shape_fn(n, |i| (i % 3) as i64);
-    for i in 0..n {
-        let c = (i % 3) * 2;
-        for h in c..c + 2 {
-            for w in 0..8 {
-                x[[i, 0, h, w]] += 2.0;
-            }
-        }
-    }
-    Dataset::new(x, y, 3, "synthetic").unwrap()
+    common::banded_dataset(n, seed)
 }
 
 #[test]

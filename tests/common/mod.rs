@@ -79,6 +79,24 @@ pub fn smooth_params(b: &Bundle, seed: u64) -> Params {
     p
 }
 
+/// A learnable 3-class problem for the tiny 1x8x8 bundles: each class lights up one band of
+/// two rows on a noisy background. Same `n` and `seed`, same data.
+pub fn banded_dataset(n: usize, seed: u64) -> ddlens::Dataset {
+    let mut r = rng(seed);
+    let mut x = Array4::from_shape_vec((n, 1, 8, 8), normal_vec(&mut r, n * 64)).unwrap();
+    x.mapv_inplace(|v| 0.3 * v);
+    let y = Array1::from_shape_fn(n, |i| (i % 3) as i64);
+    for i in 0..n {
+        let c = (i % 3) * 2;
+        for h in c..c + 2 {
+            for w in 0..8 {
+                x[[i, 0, h, w]] += 2.0;
+            }
+        }
+    }
+    ddlens::Dataset::new(x, y, 3, "synthetic").unwrap()
+}
+
 /// A random batch `(x, y)` for a bundle.
 pub fn batch(b: &Bundle, n: usize, seed: u64) -> (Array4<f32>, Array1<i64>) {
     let mut r = rng(seed);
