@@ -169,3 +169,204 @@ fn bad_arguments_are_named() {
         assert!(stderr(&o).contains("broken.safetensors"), "{}", stderr(&o));
     }
 }
+
+/// Runs `ddlens distill` on the MLP at 1 image per class with `extra` flags and returns the
+/// JSON report.
+fn distill_json(out: &Path, method: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "distill",
+        "--method",
+        method,
+        "--model",
+        "mlp-1x28x28",
+        "--ipc",
+        "1",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = ddlens(&args);
+    assert!(o.status.success(), "distill {method}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("distill --json prints JSON")
+}
+
+fn eval_accepts(set: &Path) {
+    let o = ddlens(&[
+        "eval",
+        set.to_str().unwrap(),
+        "--model",
+        "mlp-1x28x28",
+        "--runs",
+        "1",
+        "--epochs",
+        "2",
+        "--no-baseline",
+        "--json",
+    ]);
+    assert!(o.status.success(), "eval {}: {}", set.display(), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["results"][0]["train_size"], 10);
+}
+
+#[test]
+fn distill_dm_writes_four_files_and_resumes() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let flags = ["--batch-real", "16", "--checkpoint-every", "1"];
+    let v = distill_json(out, "dm", &[&flags[..], &["--iterations", "1"]].concat());
+    assert_eq!(v["iterations"], 1);
+    for ext in ["safetensors", "png", "json", "ckpt"] {
+        assert!(out.join(format!("dm-ipc1.{ext}")).is_file(), "no .{ext}");
+    }
+    let v = distill_json(
+        out,
+        "dm",
+        &[&flags[..], &["--iterations", "2", "--resume"]].concat(),
+    );
+    assert_eq!(v["resumed_from"], 1, "{v}");
+    assert_eq!(v["loss_per_iteration"].as_array().unwrap().len(), 2, "{v}");
+
+    // Other settings may not resume from that checkpoint.
+    let o = ddlens(&[
+        "distill",
+        "--method",
+        "dm",
+        "--model",
+        "mlp-1x28x28",
+        "--ipc",
+        "1",
+        "--batch-real",
+        "8",
+        "--iterations",
+        "3",
+        "--resume",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("settings"), "{}", stderr(&o));
+}
+
+#[test]
+fn distill_dc_and_bptt_write_sets_that_eval_accepts() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let v = distill_json(out, "dc", &["--iterations", "1", "--batch-real", "16"]);
+    assert_eq!(v["method"], "dc");
+    assert_eq!(v["settings"]["dsa"], "none");
+    assert_eq!(v["iterations"], 1);
+    eval_accepts(&out.join("dc-ipc1.safetensors"));
+
+    let v = distill_json(
+        out,
+        "bptt",
+        &[
+            "--iterations",
+            "1",
+            "--syn-steps",
+            "3",
+            "--window",
+            "2",
+            "--learn-lr",
+            "--batch-real",
+            "16",
+        ],
+    );
+    assert_eq!(v["settings"]["window"], 2);
+    assert_eq!(v["settings"]["steps"], 3);
+    let set = ddlens::DistilledSet::read(&out.join("bptt-ipc1.safetensors")).unwrap();
+    assert!(set.lr.is_some(), "--learn-lr stores the lr");
+    eval_accepts(&out.join("bptt-ipc1.safetensors"));
+}
+
+#[test]
+fn experts_then_distill_mtt_stores_learned_lr() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let experts = tmp.path().join("experts");
+    let o = ddlens(&[
+        "experts",
+        "--model",
+        "mlp-1x28x28",
+        "--num-experts",
+        "1",
+        "--epochs",
+        "1",
+        "--no-dsa",
+        "--batch-size",
+        "1024",
+        "--json",
+        "--out",
+        experts.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["index"]["experts"], 1);
+    assert!(experts.join("experts.json").is_file());
+    assert!(experts.join("expert-0000/epoch-0001.safetensors").is_file());
+
+    let out = tmp.path().join("mtt");
+    let v = distill_json(
+        &out,
+        "mtt",
+        &[
+            "--experts",
+            experts.to_str().unwrap(),
+            "--iterations",
+            "2",
+            "--syn-steps",
+            "2",
+            "--expert-epochs-ahead",
+            "1",
+            "--max-start-epoch",
+            "1",
+        ],
+    );
+    assert_eq!(v["iterations"], 2);
+    assert_eq!(v["settings"]["experts"]["model"], "mlp-1x28x28");
+    let set = ddlens::DistilledSet::read(&out.join("mtt-ipc1.safetensors")).unwrap();
+    assert_eq!(set.meta.method, "mtt");
+    let lr = set.lr.expect("MTT's learned lr is in the set");
+    assert!(lr.is_finite() && lr > 0.0, "{lr}");
+    assert!(
+        !out.join("experts").exists(),
+        "--experts reuses, generates nothing"
+    );
+
+    // M longer than the trajectories is refused, naming the setting.
+    let o = ddlens(&[
+        "distill",
+        "--method",
+        "mtt",
+        "--model",
+        "mlp-1x28x28",
+        "--ipc",
+        "1",
+        "--experts",
+        experts.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("expert_epochs"), "{}", stderr(&o));
+}
+
+#[test]
+fn distill_unknown_method_lists_the_valid_ones() {
+    let o = ddlens(&["distill", "--method", "kip", "--model", "mlp-1x28x28"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("kip"), "{err}");
+    for m in ["random", "herding", "dm", "dc", "dsa", "mtt", "bptt"] {
+        assert!(err.contains(m), "{m} missing from: {err}");
+    }
+}

@@ -8,7 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use ddlens::augment::{AugOp, Dsa};
 use ddlens::bundle::resolve_bundle;
 use ddlens::data::{self, DatasetName, DistilledMeta, Normalizer, Splits};
-use ddlens::distill::{self, Dm, DmConfig, Method, RunConfig, RunLog, Synthetic};
+use ddlens::distill::{
+    self, Bptt, BpttConfig, Dc, DcConfig, Dm, DmConfig, ExpertConfig, ExpertDir, ExpertIndex,
+    Method, Mtt, MttConfig, RunConfig, RunLog, Synthetic,
+};
 use ddlens::progress::Progress;
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 use ddlens::train::{self, Control, Hook, SgdConfig, StepContext, TrainConfig};
@@ -68,8 +71,41 @@ enum Command {
     Train(TrainArgs),
     /// Standard evaluation of a distilled set (N runs, mean ± std) beside a random real subset of the same size.
     Eval(EvalArgs),
-    /// Distil a dataset: random, herding or dm. Writes DIR/<method>-ipc<k>.{safetensors,png,json,ckpt}.
+    /// Distil a dataset: random, herding, dm, dc, dsa, mtt or bptt. Writes DIR/<method>-ipc<k>.{safetensors,png,json,ckpt}.
     Distill(DistillArgs),
+    /// Generate MTT expert trajectories (SGD on real data, parameters saved every epoch) once,
+    /// for `ddlens distill --method mtt --experts DIR`.
+    Experts(ExpertsArgs),
+}
+
+#[derive(Args)]
+struct ExpertsArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Number of experts (the reference buffer.py trains 100).
+    #[arg(long, default_value_t = 10)]
+    num_experts: usize,
+    /// Epochs per expert (reference 50).
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Expert learning rate (reference 0.01, no momentum).
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Train on plain images (default: DSA augmentation per image, without flip on MNIST).
+    #[arg(long)]
+    no_dsa: bool,
+    /// Seed (expert i uses stream i, so each expert is reproducible on its own).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder (experts.json and expert-NNNN/epoch-NNNN.safetensors).
+    #[arg(long, default_value = "ddlens-out/experts")]
+    out: PathBuf,
+    /// Print the index as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -150,13 +186,19 @@ struct EvalArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Iteration budgets: DM runs 20,000 iterations at the reference's full budget \
-(protocols.md); the CLI default is 1,000 to keep a first run short. random and herding do not iterate.\n\
+    after_help = "Iteration budgets (protocols.md): DM runs 20,000 iterations at the reference's full \
+budget; the CLI default is 1,000 to keep a first run short. DC and DSA: 1,000 iterations. MTT: 5,000 \
+iterations of N = 20 student steps matching M = 2 expert epochs (image lr 1000, lr-of-lr 1e-5). \
+BPTT: 1,000 iterations of 100 unrolled steps (RaT-BPTT with --window M). random and herding do not \
+iterate.\n\
+MTT needs expert trajectories: --experts DIR reuses those of `ddlens experts`; without it they are \
+generated first (--num-experts, --expert-epochs) into DIR/experts, and reused from there when \
+they match.\n\
 Resume an interrupted run with the same command plus --resume: the result is bit-identical to an \
 uninterrupted run on CPU."
 )]
 struct DistillArgs {
-    /// Method: random, herding or dm (dc, mtt and bptt are being added).
+    /// Method: random, herding, dm, dc, dsa, mtt or bptt.
     #[arg(long)]
     method: String,
     /// Images per class.
@@ -164,24 +206,57 @@ struct DistillArgs {
     ipc: usize,
     #[command(flatten)]
     data: DataArgs,
-    /// Iterations (default: 1,000 for dm, whose full budget is 20,000; none for random/herding).
+    /// Iterations (default: 1,000 for dm, whose full budget is 20,000; 1,000 for dc, dsa and
+    /// bptt; 5,000 for mtt; none for random/herding).
     #[arg(long)]
     iterations: Option<usize>,
     /// Seed of the initial set, of every iteration's draws and of herding's feature model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Image learning rate (dm: 1.0).
-    #[arg(long)]
+    /// Image learning rate (dm: 1.0, dc/dsa: 0.1, mtt: 1000, bptt: 0.1).
+    #[arg(long, visible_alias = "lr-img")]
     lr: Option<f32>,
-    /// Image momentum (dm: 0.5).
+    /// Image momentum (every method: 0.5).
     #[arg(long)]
     momentum: Option<f32>,
-    /// Real images per class per iteration (dm).
+    /// Real images per class per iteration (dm, dc, dsa), or in bptt's outer loss batch.
     #[arg(long, default_value_t = 256)]
     batch_real: usize,
-    /// No differentiable siamese augmentation (default: the standard DSA strategy; without flip on MNIST).
+    /// No differentiable siamese augmentation in dm and mtt (default: the standard DSA
+    /// strategy; without flip on MNIST). dsa always augments; dc and bptt never do.
     #[arg(long)]
     no_dsa: bool,
+    /// Inner steps: mtt's student steps N (20), bptt's unrolled training steps (100).
+    #[arg(long)]
+    syn_steps: Option<usize>,
+    /// Synthetic minibatch of mtt's student / bptt's inner training (default: the whole set).
+    #[arg(long)]
+    batch_syn: Option<usize>,
+    /// Learning rate of the learned lr (mtt, bptt with --learn-lr).
+    #[arg(long, default_value_t = 1e-5)]
+    lr_lr: f32,
+    /// mtt: expert trajectories written by `ddlens experts` (default: generate them into
+    /// DIR/experts first).
+    #[arg(long, value_name = "EXPERTS_DIR")]
+    experts: Option<PathBuf>,
+    /// mtt: experts to generate when --experts is not given.
+    #[arg(long, default_value_t = 10)]
+    num_experts: usize,
+    /// mtt: epochs per generated expert (reference 50).
+    #[arg(long, default_value_t = 50)]
+    expert_epochs: usize,
+    /// mtt: expert epochs M between the student's start and its target.
+    #[arg(long, default_value_t = 2)]
+    expert_epochs_ahead: usize,
+    /// mtt: start epochs are drawn from 0..this (clamped so that the target exists).
+    #[arg(long, default_value_t = 20)]
+    max_start_epoch: usize,
+    /// bptt: RaT-BPTT, differentiating only the last M steps of a randomly long unroll.
+    #[arg(long, value_name = "M")]
+    window: Option<usize>,
+    /// bptt: learn the inner lr too (stored in the set, used by `ddlens eval`).
+    #[arg(long)]
+    learn_lr: bool,
     /// herding: features from these parameters (safetensors from `ddlens train`) instead of
     /// training a model for one epoch of P_real.
     #[arg(long, value_name = "FILE")]
@@ -222,6 +297,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd_train(args),
         Command::Eval(args) => cmd_eval(args),
         Command::Distill(args) => cmd_distill(args),
+        Command::Experts(args) => cmd_experts(args),
         Command::Doctor { .. } => unreachable!("handled above"),
     });
     match result {
@@ -467,7 +543,7 @@ fn balanced_like(train: &ddlens::Dataset, per_class: &[usize], seed: u64) -> Res
 }
 
 /// Every method name `ddlens distill --method` knows.
-const DISTILL_METHODS: [&str; 6] = ["random", "herding", "dm", "dc", "mtt", "bptt"];
+const DISTILL_METHODS: [&str; 7] = ["random", "herding", "dm", "dc", "dsa", "mtt", "bptt"];
 
 /// What a distillation produced, before it is written.
 struct Distilled {
@@ -521,13 +597,118 @@ fn cmd_distill(args: DistillArgs) -> Result<()> {
                 1000,
             )?
         }
-        // dc, mtt and bptt plug in here: build the method from `args`, then
-        // `run_iterative(&args, &stem, &bundle, &splits.train, &mut method, settings, default)`.
-        other => {
-            let msg =
-                format!("`{other}` is not in the command line yet; use random, herding or dm");
-            return Err(Error::invalid("method", msg));
+        "dc" | "dsa" => {
+            let mut config = DcConfig::for_ipc(args.ipc)?;
+            config.batch_real = args.batch_real;
+            config.lr_img = args.lr.unwrap_or(config.lr_img);
+            config.momentum_img = args.momentum.unwrap_or(config.momentum_img);
+            if method == "dsa" {
+                if args.no_dsa {
+                    return Err(Error::invalid(
+                        "no-dsa",
+                        "dsa without augmentation is dc; use --method dc",
+                    ));
+                }
+                config = config.with_dsa(dsa_for(&args).expect("augmentation is on"));
+            }
+            let settings = json!({
+                "outer_loop": config.outer_loop,
+                "inner_loop": config.inner_loop,
+                "lr_img": config.lr_img,
+                "momentum_img": config.momentum_img,
+                "lr_net": config.lr_net,
+                "momentum_net": config.momentum_net,
+                "batch_real": config.batch_real,
+                "batch_train": config.batch_train,
+                "dsa": strategy(config.dsa.as_ref()),
+            });
+            let mut dc = Dc::new(config)?;
+            run_iterative(
+                &args,
+                &stem,
+                &bundle,
+                &splits.train,
+                &mut dc,
+                settings,
+                1000,
+            )?
         }
+        "mtt" => {
+            let experts = open_or_generate_experts(&args, &bundle, &splits.train)?;
+            let config = MttConfig {
+                syn_steps: args.syn_steps.unwrap_or(20),
+                expert_epochs: args.expert_epochs_ahead,
+                max_start_epoch: args.max_start_epoch,
+                batch_syn: args.batch_syn,
+                lr_img: args.lr.unwrap_or(1000.0),
+                lr_lr: args.lr_lr,
+                lr_init: experts.index().lr,
+                momentum: args.momentum.unwrap_or(0.5),
+                dsa: dsa_for(&args),
+            };
+            let index = experts.index().clone();
+            let settings = json!({
+                "syn_steps": config.syn_steps,
+                "expert_epochs": config.expert_epochs,
+                "max_start_epoch": config.max_start_epoch,
+                "batch_syn": config.batch_syn,
+                "lr_img": config.lr_img,
+                "lr_lr": config.lr_lr,
+                "lr_init": config.lr_init,
+                "momentum": config.momentum,
+                "dsa": strategy(config.dsa.as_ref()),
+                "experts": index,
+            });
+            let mut mtt = Mtt::new(config, Box::new(experts))?;
+            run_iterative(
+                &args,
+                &stem,
+                &bundle,
+                &splits.train,
+                &mut mtt,
+                settings,
+                5000,
+            )?
+        }
+        "bptt" => {
+            let defaults = BpttConfig::default();
+            let config = BpttConfig {
+                steps: args.syn_steps.unwrap_or(defaults.steps),
+                batch_syn: args.batch_syn,
+                learn_lr: args.learn_lr,
+                lr_lr: args.lr_lr,
+                lr_img: args.lr.unwrap_or(defaults.lr_img),
+                momentum_img: args.momentum.unwrap_or(defaults.momentum_img),
+                batch_real: args.batch_real,
+                window: args.window,
+                ..defaults
+            };
+            let settings = json!({
+                "steps": config.steps,
+                "batch_syn": config.batch_syn,
+                "momentum": config.momentum,
+                "weight_decay": config.weight_decay,
+                "lr_init": config.lr_init,
+                "learn_lr": config.learn_lr,
+                "lr_lr": config.lr_lr,
+                "lr_img": config.lr_img,
+                "momentum_img": config.momentum_img,
+                "batch_real": config.batch_real,
+                "window": config.window,
+                "dsa": strategy(config.dsa.as_ref()),
+            });
+            let mut bptt = Bptt::new(config)?;
+            run_iterative(
+                &args,
+                &stem,
+                &bundle,
+                &splits.train,
+                &mut bptt,
+                settings,
+                1000,
+            )?
+        }
+        other => unreachable!("`{other}` was checked against DISTILL_METHODS"),
     };
     write_distilled(&args, &method, &stem, &bundle, distilled, start)
 }
@@ -543,6 +724,126 @@ fn dsa_for(args: &DistillArgs) -> Option<Dsa> {
         DatasetName::Mnist => dsa.without(AugOp::Flip),
         _ => dsa,
     })
+}
+
+/// The augmentation strategy's name for settings and logs (`none` without augmentation).
+fn strategy(dsa: Option<&Dsa>) -> String {
+    dsa.map_or_else(|| "none".to_string(), Dsa::strategy)
+}
+
+/// The expert settings of `ddlens experts` and of MTT's own generation.
+fn expert_config(epochs: usize, lr: f32, batch: usize, dsa: Option<Dsa>) -> ExpertConfig {
+    ExpertConfig {
+        lr,
+        batch,
+        dsa,
+        ..ExpertConfig::new(epochs)
+    }
+}
+
+/// Trains `n` experts one after the other, writing each to `dir` as soon as it is done and
+/// the index last, with a progress bar over all epochs.
+fn generate_experts_into(
+    dir: &Path,
+    bundle: &Bundle,
+    train_set: &ddlens::Dataset,
+    n: usize,
+    config: &ExpertConfig,
+    seed: u64,
+) -> Result<ExpertIndex> {
+    if n == 0 {
+        return Err(Error::invalid("num-experts", "must be at least 1"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let bar = Progress::new("experts", (n * config.epochs) as u64);
+    for i in 0..n {
+        let mut progress = |expert: usize, epoch: usize| {
+            bar.set(
+                (expert * config.epochs + epoch) as u64,
+                format!("expert {}/{n}, epoch {epoch}/{}", expert + 1, config.epochs),
+            )
+        };
+        let t = distill::generate_expert(bundle, train_set, config, seed, i, &mut progress)?;
+        distill::save_expert(dir, bundle.manifest(), i, &t)?;
+    }
+    bar.finish();
+    distill::write_expert_index(dir, bundle.manifest(), n, config.epochs, config, seed)
+}
+
+/// MTT's experts: `--experts DIR`, or those generated earlier into `<out>/experts` with the
+/// same settings, or freshly generated there.
+fn open_or_generate_experts(
+    args: &DistillArgs,
+    bundle: &Bundle,
+    train_set: &ddlens::Dataset,
+) -> Result<ExpertDir> {
+    if let Some(dir) = &args.experts {
+        return ExpertDir::open(dir, bundle.manifest());
+    }
+    let dir = args.out.join("experts");
+    let config = expert_config(args.expert_epochs, 0.01, 256, dsa_for(args));
+    if let Ok(found) = ExpertDir::open(&dir, bundle.manifest()) {
+        let i = found.index();
+        if i.experts == args.num_experts
+            && i.epochs == config.epochs
+            && i.seed == args.seed
+            && i.augment == strategy(config.dsa.as_ref())
+        {
+            eprintln!(
+                "reusing {} experts of {} epochs in {}",
+                i.experts,
+                i.epochs,
+                dir.display()
+            );
+            return Ok(found);
+        }
+    }
+    eprintln!(
+        "generating {} experts of {} epochs into {} (reuse them with --experts)",
+        args.num_experts,
+        config.epochs,
+        dir.display()
+    );
+    generate_experts_into(
+        &dir,
+        bundle,
+        train_set,
+        args.num_experts,
+        &config,
+        args.seed,
+    )?;
+    ExpertDir::open(&dir, bundle.manifest())
+}
+
+fn cmd_experts(args: ExpertsArgs) -> Result<()> {
+    let (bundle, splits) = open_model_and_data(&args.data)?;
+    let dsa = (!args.no_dsa).then(|| match args.data.dataset {
+        DatasetName::Mnist => Dsa::default().without(AugOp::Flip),
+        _ => Dsa::default(),
+    });
+    let config = expert_config(args.epochs, args.lr, args.batch_size, dsa);
+    let start = Instant::now();
+    let index = generate_experts_into(
+        &args.out,
+        &bundle,
+        &splits.train,
+        args.num_experts,
+        &config,
+        args.seed,
+    )?;
+    if args.json {
+        println!("{}", json!({ "dir": args.out, "index": index }));
+    } else {
+        println!(
+            "{} experts of {} epochs for {} in {:.1} s\nwrote {}",
+            index.experts,
+            index.epochs,
+            bundle.name(),
+            start.elapsed().as_secs_f64(),
+            args.out.display()
+        );
+    }
+    Ok(())
 }
 
 /// Herding in the feature space of `--params`, or of a model trained for one epoch of P_real.

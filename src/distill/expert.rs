@@ -211,16 +211,41 @@ pub fn save_experts(
         ));
     }
     for (i, t) in trajectories.iter().enumerate() {
-        let sub = dir.join(format!("expert-{i:04}"));
-        std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
-        for (e, p) in t.checkpoints.iter().enumerate() {
-            save_params(&checkpoint_path(dir, i, e), manifest, p)?;
-        }
+        save_expert(dir, manifest, i, t)?;
     }
+    write_expert_index(dir, manifest, trajectories.len(), epochs, config, seed)
+}
+
+/// Writes the checkpoints of expert number `index` to `dir` (created if needed), without the
+/// index: generate and save experts one at a time, then call [`write_expert_index`].
+pub fn save_expert(
+    dir: &Path,
+    manifest: &Manifest,
+    index: usize,
+    trajectory: &Trajectory,
+) -> Result<()> {
+    let sub = dir.join(format!("expert-{index:04}"));
+    std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+    for (e, p) in trajectory.checkpoints.iter().enumerate() {
+        save_params(&checkpoint_path(dir, index, e), manifest, p)?;
+    }
+    Ok(())
+}
+
+/// Writes (atomically) the index of `experts` experts of `epochs` epochs each, saved with
+/// [`save_expert`]; it is what makes the folder readable by [`ExpertDir::open`].
+pub fn write_expert_index(
+    dir: &Path,
+    manifest: &Manifest,
+    experts: usize,
+    epochs: usize,
+    config: &ExpertConfig,
+    seed: u64,
+) -> Result<ExpertIndex> {
     let index = ExpertIndex {
         format: EXPERTS_FORMAT.to_string(),
         model: manifest.name.clone(),
-        experts: trajectories.len(),
+        experts,
         epochs,
         lr: config.lr,
         momentum: config.momentum,
@@ -231,6 +256,7 @@ pub fn save_experts(
             .map_or_else(|| "none".to_string(), Dsa::strategy),
         seed,
     };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json =
         serde_json::to_vec_pretty(&index).map_err(|e| Error::invalid("experts", e.to_string()))?;
     write_atomic(&dir.join(INDEX_FILE), &json)?;
