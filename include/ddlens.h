@@ -75,6 +75,12 @@ typedef struct DdlBundle DdlBundle;
 // same dataset.
 typedef struct DdlDataset DdlDataset;
 
+// A distillation configuration (opaque): the method, images per class and every
+// hyperparameter, with `ddlens distill`'s defaults until a setter changes them. Functions
+// taking `const DdlDistillConfig*` may run concurrently on one handle; setters need exclusive
+// use.
+typedef struct DdlDistillConfig DdlDistillConfig;
+
 // A distilled set (opaque): a dataset, an optional learned learning rate and metadata.
 // Immutable once created, so every function may run concurrently on the same handle.
 typedef struct DdlDistilledSet DdlDistilledSet;
@@ -102,6 +108,9 @@ typedef uint32_t DdlDtype;
 // undefined behaviour); it may call other `ddl_` functions on other handles.
 typedef int (*DdlProgressFn)(void *user_data, uint64_t step, uint64_t total);
 
+// Budget of an analysis (`uint32_t`): how much compute it may spend.
+typedef uint32_t DdlBudget;
+
 // CUDA when it works, otherwise the CPU; `ddl_runtime_describe` says which and why. The
 // default (0).
 #define DDL_PROVIDER_AUTO 0
@@ -117,6 +126,15 @@ typedef int (*DdlProgressFn)(void *user_data, uint64_t step, uint64_t total);
 
 // Bytes (pixels 0..=255).
 #define DDL_DTYPE_U8 1
+
+// The paper's protocol (GPU hours).
+#define DDL_BUDGET_PAPER 0
+
+// Minutes on 2 CPU cores.
+#define DDL_BUDGET_CPU 1
+
+// Seconds: tests and smoke runs.
+#define DDL_BUDGET_SMOKE 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -603,8 +621,9 @@ DdlStatus ddl_train_config_p_real(uint64_t epochs, uint64_t seed, struct DdlTrai
 // Reads a configuration from JSON, the format `ddl_train_config_to_json` writes:
 // `{"epochs", "max_steps" (null = none), "batch_size" (null = full batch), "lr",
 // "sgd": {"momentum", "weight_decay"}, "schedule": {"kind": "constant"} or
-// {"kind": "step", "milestones": [...], "gamma"}, "seed"}`. Every field is required except
-// `max_steps` and `batch_size`; unknown fields and bad values are
+// {"kind": "step", "milestones": [...], "gamma"}, "seed", "augment" (null = none, or a DSA
+// strategy, see `ddl_train_config_set_dsa`)}`. Every field is required except `max_steps`,
+// `batch_size` and `augment`; unknown fields and bad values are
 // `DDL_STATUS_INVALID_ARGUMENT` naming the field. Thread-safe.
 //
 // # Safety
@@ -693,6 +712,20 @@ DdlStatus ddl_train_config_set_schedule_step(struct DdlTrainConfig *config,
                                              size_t count,
                                              float gamma);
 
+// Augments every minibatch with DSA: `strategy` is a strategy string such as
+// `"color_crop_cutout_flip_scale_rotate"` (the standard one; leave out `flip` for digits),
+// `_`-separated words among color, crop, cutout, flip, scale and rotate. Each update applies a
+// fresh draw per image (one family, picked at random), from a random stream of the seed
+// separate from the shuffling order's. NULL, `""` or `"none"` trains on the plain images
+// again. The standard evaluation with augmentation trains 1000 epochs instead of 300. An
+// unknown word is `DDL_STATUS_INVALID_ARGUMENT` naming `augment`, and leaves `config` as it
+// was. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread; `strategy` NULL or
+// NUL-terminated.
+DdlStatus ddl_train_config_set_dsa(struct DdlTrainConfig *config, const char *strategy);
+
 // Trains a copy of `init` on `data` with `config` (SGD; same seed, same result on the CPU).
 //
 // `progress` (may be NULL) is called with `user_data` before the first update and after each;
@@ -734,10 +767,12 @@ DdlStatus ddl_evaluate(const struct DdlBundle *bundle,
 
 // The standard evaluation of a training set: `runs` fresh models (initialisation and
 // shuffling seeded by `seed + run`), each trained on `train` with the standard recipe
-// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`) and evaluated on
-// `test`. `progress` sees one continuous count over all runs. `*out_json` receives
-// `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free with
-// `ddl_string_free`). Thread-safe (all inputs are only read).
+// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`), without
+// augmentation, and evaluated on `test` (to evaluate with DSA augmentation, train
+// `ddl_train_config_standard_eval` configurations, 1000 epochs, set up with
+// `ddl_train_config_set_dsa`). `progress` sees one continuous count over all runs.
+// `*out_json` receives `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free
+// with `ddl_string_free`). Thread-safe (all inputs are only read).
 //
 // # Safety
 // Handles must be NULL or live; `progress` NULL or a valid function; `out_json` NULL or
@@ -752,6 +787,465 @@ DdlStatus ddl_standard_evaluation(const struct DdlBundle *bundle,
                                   DdlProgressFn progress,
                                   void *user_data,
                                   char **out_json);
+
+// A configuration for `method` (`"random"`, `"herding"`, `"dm"`, `"dc"`, `"dsa"`, `"mtt"` or
+// `"bptt"`, any case) distilling `ipc` images per class, with the defaults of `ddlens distill`
+// (docs/c-api.md lists them): iterations 1000 (mtt 5000; random and herding do not iterate),
+// seed 0, image learning rate 1 for dm, 1000 for mtt, 0.1 otherwise, image momentum 0.5, real
+// batch 256, DSA augmentation on for dm and mtt (always for dsa), mtt with 20 student steps
+// matching 2 expert epochs from start epochs below 20, bptt with 100 unrolled steps, no
+// checkpoint. An unknown method is `DDL_STATUS_INVALID_ARGUMENT` naming `method` and listing
+// the valid ones; `ipc` 0 is `DDL_STATUS_INVALID_ARGUMENT`. Free with
+// `ddl_distill_config_free`. Thread-safe.
+//
+// # Safety
+// `method` must be NULL or NUL-terminated; `out` NULL or writable.
+DdlStatus ddl_distill_config_new(const char *method, size_t ipc, struct DdlDistillConfig **out);
+
+// Releases a configuration. NULL is a no-op. The handle must not be in use by another thread.
+//
+// # Safety
+// `config` must be NULL or a handle from `ddl_distill_config_new`, not freed before.
+void ddl_distill_config_free(struct DdlDistillConfig *config);
+
+// Describes the configuration as JSON, defaults resolved: `{"method", "ipc", "seed"}` plus
+// the settings the method uses (`"iterations"`, `"lr_img"`, `"momentum"`, `"batch_real"`,
+// `"dsa"`, `"syn_steps"`, `"batch_syn"` (null = the whole set), `"lr_lr"`, `"experts"`,
+// `"expert_epochs_ahead"`, `"max_start_epoch"`, `"window"` (null = full BPTT), `"learn_lr"`,
+// `"herding_params"`, `"checkpoint"`, `"checkpoint_every"`, `"resume"`). Free `*out_json` with
+// `ddl_string_free`. Thread-safe.
+//
+// # Safety
+// `config` must be NULL or a live handle; `out_json` NULL or writable.
+DdlStatus ddl_distill_config_describe(const struct DdlDistillConfig *config, char **out_json);
+
+// Sets the number of iterations (at least 1; a resumed run counts those already done, so a
+// finished run can be extended). dm, dc, dsa, mtt, bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_iterations(struct DdlDistillConfig *config, uint64_t iterations);
+
+// Sets the seed of the initial set (real images drawn class-balanced), of every iteration's
+// random draws and of herding's feature model. Every method. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_seed(struct DdlDistillConfig *config, uint64_t seed);
+
+// Sets the image learning rate (positive, finite; SGD on normalised pixels). dm, dc, dsa,
+// mtt, bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_lr_img(struct DdlDistillConfig *config, float lr_img);
+
+// Sets the momentum of the image optimiser (and of mtt/bptt's learned-lr optimiser), in
+// [0, 1). dm, dc, dsa, mtt, bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_momentum(struct DdlDistillConfig *config, float momentum);
+
+// Sets the number of real images per class per iteration (dm, dc, dsa) or in bptt's outer
+// loss batch (at least 1). Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_batch_real(struct DdlDistillConfig *config, uint64_t batch_real);
+
+// Sets the inner steps (at least 1): mtt's student steps N (default 20), bptt's unrolled
+// training steps (default 100). Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_syn_steps(struct DdlDistillConfig *config, uint64_t syn_steps);
+
+// Sets the synthetic minibatch of mtt's student / bptt's inner training; 0 (the default)
+// uses the whole set. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_batch_syn(struct DdlDistillConfig *config, uint64_t batch_syn);
+
+// Sets the learning rate of the learned inner learning rate (positive, finite; default 1e-5):
+// mtt, and bptt with `ddl_distill_config_set_learn_lr`. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_lr_lr(struct DdlDistillConfig *config, float lr_lr);
+
+// Switches differentiable siamese augmentation on (the default) or off for dm and mtt: the
+// standard strategy, without flips when the real set is MNIST (loaded with
+// `ddl_dataset_load("mnist", ...)`). dsa always augments (`false` is refused: that is dc).
+// Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_dsa(struct DdlDistillConfig *config, bool dsa);
+
+// Sets mtt's expert trajectories: a folder written by `ddl_generate_experts` (or `ddlens
+// experts`) for the same model. mtt needs one. A folder that does not exist is
+// `DDL_STATUS_NOT_FOUND` naming `experts_dir`; its contents are checked by `ddl_distill`.
+// Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread; `experts_dir` NULL or
+// NUL-terminated.
+DdlStatus ddl_distill_config_set_experts(struct DdlDistillConfig *config, const char *experts_dir);
+
+// Sets mtt's expert epochs M between the student's start and its target (at least 1, at most
+// the experts' epochs, which `ddl_distill` checks; default 2). Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_expert_epochs_ahead(struct DdlDistillConfig *config,
+                                                     uint64_t expert_epochs_ahead);
+
+// Sets mtt's start epochs: drawn from `0..max_start_epoch` (at least 1, default 20; clamped so
+// that the target epoch exists). Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_max_start_epoch(struct DdlDistillConfig *config,
+                                                 uint64_t max_start_epoch);
+
+// RaT-BPTT: differentiate only the last `window` steps of an unroll of random length in
+// `window..=syn_steps` (at most `syn_steps`); 0 (the default) differentiates every step.
+// bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_window(struct DdlDistillConfig *config, uint64_t window);
+
+// Whether bptt learns its inner learning rate too (stored in the distilled set; default
+// false). Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_learn_lr(struct DdlDistillConfig *config, bool learn_lr);
+
+// herding: pick images in the feature space of these parameters (a safetensors file from
+// `ddl_params_save`) instead of a model trained for one epoch of P_real on the real set (the
+// default, NULL or `""`). A missing file is `DDL_STATUS_NOT_FOUND` naming `params_path`. Needs
+// exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread; `params_path` NULL or
+// NUL-terminated.
+DdlStatus ddl_distill_config_set_herding_params(struct DdlDistillConfig *config,
+                                                const char *params_path);
+
+// Checkpoints the run to `path` (a safetensors file, replaced atomically) after every `every`
+// iterations and after the last one; `every` 0 writes it after the last one only. NULL or `""`
+// (the default) writes none. The checkpoint holds everything an exact resume needs (see
+// `ddl_distill_config_set_resume`). dm, dc, dsa, mtt, bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread; `path` NULL or
+// NUL-terminated.
+DdlStatus ddl_distill_config_set_checkpoint(struct DdlDistillConfig *config,
+                                            const char *path,
+                                            uint64_t every);
+
+// With `resume` true, `ddl_distill` continues from the checkpoint file of an earlier run with
+// the same settings, model and data (a differing setting is `DDL_STATUS_DATA` naming it; a
+// missing file `DDL_STATUS_NOT_FOUND`): the result is bit-identical to an uninterrupted run on
+// the CPU. Needs a checkpoint path (`ddl_distill_config_set_checkpoint`). dm, dc, dsa, mtt,
+// bptt. Needs exclusive use of `config`.
+//
+// # Safety
+// `config` must be NULL or a live handle not used by another thread.
+DdlStatus ddl_distill_config_set_resume(struct DdlDistillConfig *config, bool resume);
+
+// Distils `real` for the model of `bundle` with `config`, as `ddlens distill` does: the set
+// starts from `ipc` real images per class drawn with the seed (random: that is the result;
+// herding: picked by features instead) and is optimised for the configured iterations.
+//
+// `progress` (may be NULL) is called with `user_data` before the first iteration (`step` 0, or
+// the checkpoint's iteration when resuming) and after each, with `total` the iterations
+// (herding: the feature model's training steps plus one per class; random: 1). A nonzero
+// return cancels with `DDL_STATUS_CANCELLED`; a checkpoint due by then has been written, so the
+// run can be resumed. On success `*out_set` receives the distilled set (free with
+// `ddl_distilled_free`; metadata method, ipc, dataset, model, seed; the learned learning rate
+// for mtt and bptt with `learn_lr`) and, when `out_json` is not NULL, `*out_json` a JSON report
+// `{"method", "ipc", "dataset", "model", "seed", "settings", "iterations", "resumed_from",
+// "wall_seconds", "final_loss", "loss_per_iteration": [...], "checkpoint"}` (free with
+// `ddl_string_free`). On failure both outputs are NULL.
+//
+// Errors: `real` not fitting the model or a class with fewer than `ipc` images is
+// `DDL_STATUS_DATA` or `DDL_STATUS_INVALID_ARGUMENT`; mtt without experts is
+// `DDL_STATUS_INVALID_ARGUMENT` naming `config`, experts for another model or damaged
+// `DDL_STATUS_BUNDLE`; resuming without a checkpoint file `DDL_STATUS_NOT_FOUND`, from one of
+// a run with other settings `DDL_STATUS_DATA`; divergence (a non-finite loss or pixel)
+// `DDL_STATUS_INVALID_ARGUMENT` naming `lr`.
+//
+// Thread-safe: the bundle, `real` and `config` are only read, so several threads may distil
+// at once, sharing them or not (but not sharing a checkpoint file).
+//
+// # Safety
+// Handles must be NULL or live; `progress` NULL or a valid function; outputs NULL or writable.
+DdlStatus ddl_distill(const struct DdlBundle *bundle,
+                      const struct DdlDataset *real,
+                      const struct DdlDistillConfig *config,
+                      DdlProgressFn progress,
+                      void *user_data,
+                      struct DdlDistilledSet **out_set,
+                      char **out_json);
+
+// Trains `num_experts` expert trajectories for mtt on `dataset` and writes them to `out_dir`
+// (created if needed), as `ddlens experts` does: SGD with learning rate `lr`, no momentum, no
+// weight decay, minibatches of `batch`, `epochs` epochs, parameters saved at the start and
+// after every epoch; with `dsa`, every minibatch is augmented per image with the standard DSA
+// strategy (without flips on MNIST). Expert `i` draws from stream `i` of `seed`, so each is
+// reproducible on its own. Each expert is written as soon as it is done and the index
+// (`experts.json`) last; an index left in `out_dir` by an earlier generation is removed first,
+// so an interrupted or cancelled generation is never taken for a complete one.
+//
+// `progress` (may be NULL) is called with `user_data` before the first epoch and after each,
+// counting epochs over all experts (`total` = `num_experts * epochs`); a nonzero return cancels
+// with `DDL_STATUS_CANCELLED`. On success, when `out_json` is not NULL, `*out_json` receives
+// the index `{"format", "model", "experts", "epochs", "lr", "momentum", "batch", "augment",
+// "seed"}` (free with `ddl_string_free`). `num_experts`, `epochs` or `batch` 0, or a `lr` that
+// is not positive, is `DDL_STATUS_INVALID_ARGUMENT` naming it; divergence is
+// `DDL_STATUS_INVALID_ARGUMENT` naming `lr`.
+//
+// Thread-safe (the bundle and the dataset are only read), as long as no other call writes to
+// `out_dir` at the same time.
+//
+// # Safety
+// Handles must be NULL or live; `out_dir` NULL or NUL-terminated; `progress` NULL or a valid
+// function; `out_json` NULL or writable.
+DdlStatus ddl_generate_experts(const struct DdlBundle *bundle,
+                               const struct DdlDataset *dataset,
+                               size_t num_experts,
+                               uint64_t epochs,
+                               float lr,
+                               size_t batch,
+                               bool dsa,
+                               uint64_t seed,
+                               const char *out_dir,
+                               DdlProgressFn progress,
+                               void *user_data,
+                               char **out_json);
+
+// `pixels` (paper §3): pixel-value distributions of the real training images and of each
+// set, per channel, with range statistics. Settings: `bins` (100), `real_images` (real
+// images sampled; 0 = all), `seed`. Result: `{"bin_edges": [...], "sets": [{"name",
+// "images", "channels": [{"mean", "std", "min", "max", "p01", "p99",
+// "outside_real_range"}], "density": [[...] per channel]}]}` with the real sample first.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_pixels(const struct DdlBundle *bundle,
+                             const struct DdlDataset *train_set,
+                             const struct DdlDataset *test_set,
+                             const struct DdlDistilledSet *const *sets,
+                             const char *const *names,
+                             size_t num_sets,
+                             DdlBudget budget,
+                             const char *options_json,
+                             uint64_t seed,
+                             const char *out_dir,
+                             DdlProgressFn progress,
+                             void *user_data,
+                             char **out_json);
+
+// `mixing` (paper §3): each set plus `k` real images per class (nested class-balanced
+// extras, the same for every set), trained with P_dist, beside a random real set of the same
+// per-class size plus the same extras. Settings: `ks` ([0, 2, 10, 50, 250]; strictly
+// increasing), `runs` (5), `steps` (P_dist steps, 300), `lr` (0.01), `baseline` (true),
+// `test_images` (class-balanced test sample; 0 = all), `seed`. Result: `{"ks", "runs",
+// "steps", "lr", "test_images", "extras_per_class": [[index...] per class], "curves":
+// [{"name", "kind" ("distilled"|"baseline"), "set_size", "class_counts", "baseline",
+// "indices", "points": [{"k", "train_size", "accuracies", "mean", "std"}],
+// "change_vs_first_k", "gap_to_baseline"}]}` with the given sets first.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_mixing(const struct DdlBundle *bundle,
+                             const struct DdlDataset *train_set,
+                             const struct DdlDataset *test_set,
+                             const struct DdlDistilledSet *const *sets,
+                             const char *const *names,
+                             size_t num_sets,
+                             DdlBudget budget,
+                             const char *options_json,
+                             uint64_t seed,
+                             const char *out_dir,
+                             DdlProgressFn progress,
+                             void *user_data,
+                             char **out_json);
+
+// `sensitivity` (paper §3): each set and a random real set of the same per-class size under
+// the standard evaluation (first, the reference) and under variations of it. Settings:
+// `runs` (5), `epochs` (standard epochs, 300), `epoch_factors` ([0.3, 3]), `lr_factors`
+// ([0.1, 10], of the set's learned lr or 0.01), `batch_sizes` ([10, 0]; 0 = full batch),
+// `optimizers` (["sgd"]: plain SGD without momentum; "adam" is skipped with a note),
+// `architectures` (["convnettiny-{shape}", "mlp-{shape}"]: bundle names or folders, `{shape}`
+// = the data's CxHxW; templated names that do not resolve are skipped with a note, others
+// are errors), `baseline` (true), `augment` (null or a DSA strategy), `test_images` (0 =
+// all), `seed`. Result: `{"runs", "epochs", "test_images", "setups": [{"name",
+// "description"}], "rows": [{"name", "kind", "train_size", "lr", "cells": [{"setup",
+// "accuracies", "mean", "std", "drop", "diverged_runs", "steps", "note"}]}], "table":
+// {"rows", "setups", "accuracy", "drop"}, "notes"}`; `drop` = mean accuracy minus the
+// standard setup's (negative: worse), `null` accuracies are diverged runs.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_sensitivity(const struct DdlBundle *bundle,
+                                  const struct DdlDataset *train_set,
+                                  const struct DdlDataset *test_set,
+                                  const struct DdlDistilledSet *const *sets,
+                                  const char *const *names,
+                                  size_t num_sets,
+                                  DdlBudget budget,
+                                  const char *options_json,
+                                  uint64_t seed,
+                                  const char *out_dir,
+                                  DdlProgressFn progress,
+                                  void *user_data,
+                                  char **out_json);
+
+// `curvature` (paper §4.3): Hessian traces of the mean loss (Hutchinson, Rademacher probes,
+// PyHessian's stopping rule) at chosen steps of one P_real run, on a real training sample and
+// on each set; top eigenvalues (Lanczos) and SLQ eigenvalue densities at `spectrum_steps`.
+// Settings: `steps`, `train_images` (0 = all), `batch`, `max_probes`, `tol`,
+// `spectrum_steps`, `top_k`, `lanczos_iters`, `slq_probes`, `ema`, `seed`. Result:
+// `{"steps": [...], "sets": [{"name", "examples", "traces": [{"trace", "probes",
+// "std_error"}], "ema": [...], "spectra": [{"step", "top_eigenvalues", "grid",
+// "density"}]}], "peak_steps": [...]}` with the real sample first.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above.
+DdlStatus ddl_analyze_curvature(const struct DdlBundle *bundle,
+                                const struct DdlDataset *train_set,
+                                const struct DdlDataset *test_set,
+                                const struct DdlDistilledSet *const *sets,
+                                const char *const *names,
+                                size_t num_sets,
+                                DdlBudget budget,
+                                const char *options_json,
+                                uint64_t seed,
+                                const char *out_dir,
+                                DdlProgressFn progress,
+                                void *user_data,
+                                char **out_json);
+
+// `recognition` (paper §3): the fraction of each set's images that models trained on real data
+// classify as their label, per model and per class. Models are trained on `train_set` with P_real
+// unless `params` gives them. Settings: `models` (bundle names or folders, architectures completed
+// with the input shape such as `convnet3`, or `model` for `bundle`), `params` (object: model ->
+// parameter file), `train_epochs`, `train_max_steps`, `test_images` (0 = all), `params_out`
+// (folder for trained parameters, or null), `seed`. Result: `{"test_images", "models": [{"entry",
+// "model", "source", "params_file", "train_steps", "test_accuracy"}], "sets": [{"name", "images",
+// "models": [{"model", "accuracy", "correct", "per_class": [...]}]}]}`.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_recognition(const struct DdlBundle *bundle,
+                                  const struct DdlDataset *train_set,
+                                  const struct DdlDataset *test_set,
+                                  const struct DdlDistilledSet *const *sets,
+                                  const char *const *names,
+                                  size_t num_sets,
+                                  DdlBudget budget,
+                                  const char *options_json,
+                                  uint64_t seed,
+                                  const char *out_dir,
+                                  DdlProgressFn progress,
+                                  void *user_data,
+                                  char **out_json);
+
+// `agreement` (paper §4): test-prediction agreement of P_dist models trained on each set with
+// accuracy-matched real-trained models of pool A (random real subsets) and pool B (early-stopped
+// P_real runs), both pools trained in this call. Settings: `test_images`, `pool_a_size`,
+// `pool_a_fraction_min`, `pool_a_fraction_max`, `pool_a_epochs`, `pool_a_max_steps`,
+// `pool_b_runs`, `pool_b_epochs`, `pool_b_max_steps`, `pool_b_every`, `distilled_steps`,
+// `distilled_runs`, `match_tolerance`, `match_k`, `seed`. Result: `{"test_images",
+// "distilled_protocol", "pool_a"/"pool_b": {"description", "members", "labels", "accuracies"},
+// "sets": [{"name", "images", "run_accuracies", "test_accuracy", "pool_a"/"pool_b": {"matched",
+// "mean", "std", "mean_accuracy_gap", "agreements", "members"}}]}`.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_agreement(const struct DdlBundle *bundle,
+                                const struct DdlDataset *train_set,
+                                const struct DdlDataset *test_set,
+                                const struct DdlDistilledSet *const *sets,
+                                const char *const *names,
+                                size_t num_sets,
+                                DdlBudget budget,
+                                const char *options_json,
+                                uint64_t seed,
+                                const char *out_dir,
+                                DdlProgressFn progress,
+                                void *user_data,
+                                char **out_json);
+
+// `recognition-over-training` (paper §4): one P_real run on `train_set`; every `every` steps,
+// accuracy and loss on each set and on the test sample. Settings: `steps`, `every`, `test_images`
+// (0 = all), `seed`. Result: `{"steps": [...], "test": {"name", "images", "accuracy", "loss",
+// "first_step_all_correct", "all_correct_from"}, "sets": [same per set]}`.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above: handles NULL or live, arrays of `num_sets` elements, strings
+// NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze_recognition_over_training(const struct DdlBundle *bundle,
+                                                const struct DdlDataset *train_set,
+                                                const struct DdlDataset *test_set,
+                                                const struct DdlDistilledSet *const *sets,
+                                                const char *const *names,
+                                                size_t num_sets,
+                                                DdlBudget budget,
+                                                const char *options_json,
+                                                uint64_t seed,
+                                                const char *out_dir,
+                                                DdlProgressFn progress,
+                                                void *user_data,
+                                                char **out_json);
+
+// `influence` (paper §5): per distilled image, exact leave-one-out retraining (P_dist from
+// one shared initialisation) and influence functions (CG on damped Hessian-vector products
+// of the set's loss, one `loss_jvp` pass per test row), their Spearman correlation, the
+// top-k most influenced test images (a PNG grid per set in `out_dir`) and a semantic
+// consistency score against random same-class images. Settings: `steps`, `images` (0 = all), `loo_images`
+// (0 = all), `test_images` (0 = all), `damping`, `cg_iters`, `cg_tol`, `top_k`,
+// `grid_images`, `feature_steps`, `feature_params` (path or null), `random_draws`, `seed`.
+// Result: `{"test_images", "test_indices", "feature_model_accuracy", "sets": [{"name",
+// "accuracy", "median_spearman", "mean_top_similarity", "mean_random_similarity",
+// "fraction_more_consistent", "images": [{"index", "label", "loo", "influence_function",
+// "spearman", "cg_iterations", "cg_residual", "top", "top_similarity",
+// "random_similarity"}]}]}`.
+// Thread-safe: every input is only read.
+//
+// # Safety
+// See the shared contract above.
+DdlStatus ddl_analyze_influence(const struct DdlBundle *bundle,
+                                const struct DdlDataset *train_set,
+                                const struct DdlDataset *test_set,
+                                const struct DdlDistilledSet *const *sets,
+                                const char *const *names,
+                                size_t num_sets,
+                                DdlBudget budget,
+                                const char *options_json,
+                                uint64_t seed,
+                                const char *out_dir,
+                                DdlProgressFn progress,
+                                void *user_data,
+                                char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

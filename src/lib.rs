@@ -10,11 +10,14 @@
 //! * [`train`]: SGD training, evaluation and per-step hooks.
 //! * [`augment`]: differentiable siamese augmentation (DSA) with exact vector-Jacobian products.
 //! * [`distill`]: dataset distillation (exact gradients through unrolled training, methods).
+//! * [`analysis`]: the paper's analyses of distilled sets, each writing JSON and PNG results.
+//! * [`report`]: figures (PNG) and the HTML report.
 //! * [`doctor`]: the environment check behind `ddlens doctor`.
 //! * [`ffi`]: the C ABI (header `include/ddlens.h`).
 
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod augment;
 pub mod bundle;
 pub mod data;
@@ -23,6 +26,7 @@ pub mod doctor;
 mod error;
 pub mod ffi;
 pub mod progress;
+pub mod report;
 pub mod runtime;
 pub mod train;
 

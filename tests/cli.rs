@@ -136,6 +136,41 @@ fn eval_distilled_beside_random() {
 }
 
 #[test]
+fn eval_with_dsa_reports_its_protocol() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--ipc",
+            "1",
+            "--model",
+            "mlp-1x28x28",
+            "--runs",
+            "1",
+            "--epochs",
+            "3",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = ddlens(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let plain = eval(&[]);
+    assert_eq!(plain["protocol"]["augment"], serde_json::Value::Null);
+    let v = eval(&["--dsa"]);
+    assert_eq!(
+        v["protocol"]["augment"], "color_crop_cutout_flip_scale_rotate",
+        "{v}"
+    );
+    assert_eq!(v["protocol"]["epochs"], 3);
+    assert_eq!(v["protocol"]["runs"], 1);
+    assert_eq!(v["results"][0]["train_size"], 10);
+}
+
+#[test]
 fn bad_arguments_are_named() {
     let o = ddlens(&["train", "--dataset", "imagenet"]);
     assert!(!o.status.success());

@@ -129,17 +129,20 @@ fn header_constants(header: &str) -> BTreeMap<String, u64> {
 
 /// The Julia types a C type may be written as, canonicalised (see `julia_canonical`).
 fn julia_for(c: &str) -> Result<Vec<String>, String> {
-    const OPAQUE: [&str; 5] = [
+    // `const T* const*` (an array of read-only pointers) passes like `const T**`.
+    let c = &c.replace("* const*", "**");
+    const OPAQUE: [&str; 6] = [
         "DdlBundle",
         "DdlParams",
         "DdlDataset",
         "DdlDistilledSet",
         "DdlTrainConfig",
+        "DdlDistillConfig",
     ];
     let scalar = |t: &str| -> Option<&str> {
         Some(match t {
             "void" => "Cvoid",
-            "DdlStatus" | "DdlProvider" | "DdlDtype" | "uint32_t" => "UInt32",
+            "DdlStatus" | "DdlProvider" | "DdlDtype" | "DdlBudget" | "uint32_t" => "UInt32",
             "uint64_t" => "UInt64",
             "int64_t" => "Int64",
             "size_t" => "Csize_t",

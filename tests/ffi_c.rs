@@ -214,3 +214,72 @@ fn cpp_framework_example_hands_its_tensors_to_ddlens() {
         "the framework's own loop must learn: loss {first} -> {last}"
     );
 }
+
+#[test]
+fn cpp_distill_example_distils_evaluates_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile("examples/cpp/distill.cpp", dir.path());
+    let model = models_dir().join("tiny-1x8x8");
+    let out = run(&exe, &[path_str(&model), "6", path_str(dir.path())]);
+    let dm = number_after(&out, "dm ipc 1 (3 images): test accuracy");
+    let random = number_after(&out, "random ipc 1: test accuracy");
+    assert!(
+        dm > 0.6 && random > 0.34,
+        "accuracies dm {dm}, random {random}:\n{out}"
+    );
+    assert!(out.contains("\"loss_per_iteration\""), "{out}");
+    assert!(out.contains("identical to the uninterrupted run"), "{out}");
+    assert!(dir.path().join("dm-ipc1.safetensors").is_file());
+}
+
+#[test]
+fn cpp_analyze_example_writes_pixels_and_curvature() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile("examples/cpp/analyze.cpp", dir.path());
+    let model = models_dir().join("tiny-1x8x8");
+    let first = dir.path().join("made");
+    let out = run(&exe, &[path_str(&model), path_str(&first)]);
+    let result = |text: &str, label: &str| -> serde_json::Value {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("output lacks `{label}`:\n{text}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{label} {e}:\n{line}"))
+    };
+    let pixels = result(&out, "pixels: ");
+    let names: Vec<&str> = pixels["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["real", "random-ipc2"], "{out}");
+    assert_eq!(
+        pixels["bin_edges"].as_array().unwrap().len(),
+        41,
+        "the bins override"
+    );
+    let curvature = result(&out, "curvature: ");
+    assert_eq!(curvature["steps"], serde_json::json!([0, 3, 6]), "{out}");
+    for file in [
+        "pixels.json",
+        "pixels.png",
+        "curvature.json",
+        "curvature.png",
+        "random-ipc2.safetensors",
+    ] {
+        assert!(first.join(file).is_file(), "{file} missing:\n{out}");
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("pixels.json")).unwrap()).unwrap();
+    assert_eq!(saved["result"], pixels);
+    assert_eq!(saved["info"]["budget"], "smoke");
+
+    // The set it wrote, read back from the file, gives the same results.
+    let set = first.join("random-ipc2.safetensors");
+    let second = dir.path().join("read");
+    let again = run(&exe, &[path_str(&model), path_str(&second), path_str(&set)]);
+    assert_eq!(result(&again, "pixels: "), pixels);
+    assert_eq!(result(&again, "curvature: "), curvature);
+    assert!(second.join("curvature.json").is_file());
+}

@@ -2,9 +2,11 @@
 
 mod common;
 
+use ddlens::augment::{Dsa, STANDARD_STRATEGY};
 use ddlens::bundle::Params;
 use ddlens::train::{
-    self, Control, Hook, RecordEval, Schedule, Sgd, SgdConfig, StepContext, TrainConfig,
+    self, Control, Hook, RecordEval, Schedule, Sgd, SgdConfig, StandardEval, StepContext,
+    TrainConfig,
 };
 use ddlens::Dataset;
 use ndarray::{Array1, Array4};
@@ -66,6 +68,7 @@ fn training_learns_and_is_deterministic() {
         },
         schedule: Schedule::Constant,
         seed: 3,
+        augment: None,
     };
     let before = train::evaluate(&b, &b.init_params(0), &test).unwrap();
     let run = || train::train(&b, b.init_params(0), &train_set, &config, &mut []).unwrap();
@@ -198,4 +201,183 @@ fn bad_config_and_mismatched_data_are_named() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("wrong") || err.contains("28"), "{err}");
+}
+
+#[test]
+fn augmentation_changes_the_run_and_is_seeded() {
+    let b = common::open("tiny-1x8x8");
+    let data = synthetic(40, 8);
+    let plain = TrainConfig::standard_eval(3, 0.05, data.len(), 11);
+    let augmented = plain.clone().with_augment(Some(&Dsa::default()));
+    assert_eq!(augmented.augment.as_deref(), Some(STANDARD_STRATEGY));
+    let run = |c: &TrainConfig| train::train(&b, b.init_params(0), &data, c, &mut []).unwrap();
+    let (p, a1, a2) = (run(&plain), run(&augmented), run(&augmented));
+    assert_eq!(a1.steps, p.steps);
+    assert_eq!(a1.params, a2.params, "same seed, same augmented run");
+    assert_ne!(a1.params, p.params, "augmentation must change the run");
+    let other_seed = TrainConfig {
+        seed: 12,
+        ..augmented.clone()
+    };
+    assert_ne!(run(&other_seed).params, a1.params);
+    // `none` names no transform: exactly the plain run.
+    let none = TrainConfig {
+        augment: Some("none".into()),
+        ..plain.clone()
+    };
+    assert_eq!(run(&none).params, p.params);
+}
+
+#[test]
+fn bad_augmentation_is_named() {
+    let b = common::open("tiny-1x8x8");
+    let data = synthetic(10, 9);
+    let config = TrainConfig {
+        augment: Some("color_warp".into()),
+        ..TrainConfig::p_real(1, 0)
+    };
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("`augment`") && err.contains("warp"), "{err}");
+    let err = train::train(&b, b.init_params(0), &data, &config, &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`augment`"), "{err}");
+    let eval = StandardEval {
+        runs: 1,
+        epochs: 1,
+        augment: Some("flip_spin".into()),
+        ..StandardEval::default()
+    };
+    let err = train::standard_evaluation(&b, &data, &data, "set", &eval, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`augment`") && err.contains("spin"), "{err}");
+}
+
+#[test]
+fn config_json_without_augment_reads_as_none() {
+    let plain = TrainConfig::p_dist(5, 1);
+    let mut v = serde_json::to_value(&plain).unwrap();
+    assert_eq!(v["augment"], serde_json::Value::Null);
+    v.as_object_mut().unwrap().remove("augment");
+    let back: TrainConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(back, plain);
+}
+
+#[test]
+fn standard_evaluation_with_augmentation() {
+    let b = common::open("tiny-1x8x8");
+    let train_set = synthetic(30, 10);
+    let test = synthetic(30, 11);
+    assert_eq!(StandardEval::new(None).epochs, 300);
+    let with_dsa = StandardEval::new(Some(&Dsa::default()));
+    assert_eq!(with_dsa.epochs, 1000);
+    assert_eq!(with_dsa.augment.as_deref(), Some(STANDARD_STRATEGY));
+    let eval = StandardEval {
+        runs: 2,
+        epochs: 4,
+        lr: 0.05,
+        ..with_dsa
+    };
+    let mut steps = 0;
+    let mut run = || {
+        train::standard_evaluation(&b, &train_set, &test, "set", &eval, &mut |_, _, _| {
+            steps += 1
+        })
+        .unwrap()
+    };
+    let (s1, s2) = (run(), run());
+    assert_eq!(s1.accuracies.len(), 2);
+    assert_eq!(s1.accuracies, s2.accuracies, "same seed, same accuracies");
+    assert_eq!(
+        steps,
+        2 * 2 * (4 + 1),
+        "two evaluations of two runs, steps 0..=4"
+    );
+    // Each run trains exactly `train_config(run)`.
+    let config = eval.train_config(train_set.len(), 1);
+    assert_eq!(config.seed, 1);
+    assert_eq!(config.augment.as_deref(), Some(STANDARD_STRATEGY));
+    let out = train::train(&b, b.init_params(1), &train_set, &config, &mut []).unwrap();
+    let acc = train::evaluate(&b, &out.params, &test).unwrap().accuracy;
+    assert_eq!(acc, s1.accuracies[1]);
+    let err = train::standard_evaluation(
+        &b,
+        &train_set,
+        &test,
+        "set",
+        &StandardEval {
+            runs: 0,
+            ..eval.clone()
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`runs`"), "{err}");
+}
+
+/// `ddl_train_config_set_dsa` (the C setter; the rest of the C ABI is tested in ffi_api.rs).
+#[test]
+fn c_setter_for_augmentation() {
+    use ddlens::ffi::*;
+    use std::ffi::{CStr, CString};
+    use std::ptr::{null, null_mut};
+    let last_error = || {
+        unsafe { CStr::from_ptr(ddl_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let to_json = |c: *const DdlTrainConfig| {
+        let mut s = null_mut();
+        assert_eq!(
+            unsafe { ddl_train_config_to_json(c, &mut s) },
+            DdlStatus::Ok
+        );
+        let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned();
+        unsafe { ddl_string_free(s) };
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let mut c = null_mut();
+    assert_eq!(
+        unsafe { ddl_train_config_standard_eval(1000, 0.01, 100, 0, &mut c) },
+        DdlStatus::Ok
+    );
+    assert_eq!(to_json(c)["augment"], serde_json::Value::Null);
+    let s = CString::new("crop_cutout_scale_rotate").unwrap();
+    assert_eq!(
+        unsafe { ddl_train_config_set_dsa(c, s.as_ptr()) },
+        DdlStatus::Ok,
+        "{}",
+        last_error()
+    );
+    assert_eq!(to_json(c)["augment"], "crop_cutout_scale_rotate");
+    let bad = CString::new("crop_twirl").unwrap();
+    assert_eq!(
+        unsafe { ddl_train_config_set_dsa(c, bad.as_ptr()) },
+        DdlStatus::InvalidArgument
+    );
+    let msg = last_error();
+    assert!(msg.contains("`augment`") && msg.contains("twirl"), "{msg}");
+    assert_eq!(
+        to_json(c)["augment"],
+        "crop_cutout_scale_rotate",
+        "a rejected strategy leaves the configuration as it was"
+    );
+    let none = CString::new("none").unwrap();
+    assert_eq!(
+        unsafe { ddl_train_config_set_dsa(c, none.as_ptr()) },
+        DdlStatus::Ok
+    );
+    assert_eq!(to_json(c)["augment"], serde_json::Value::Null);
+    assert_eq!(
+        unsafe { ddl_train_config_set_dsa(c, s.as_ptr()) },
+        DdlStatus::Ok
+    );
+    assert_eq!(
+        unsafe { ddl_train_config_set_dsa(c, null()) },
+        DdlStatus::Ok
+    );
+    assert_eq!(to_json(c)["augment"], serde_json::Value::Null);
+    unsafe { ddl_train_config_free(c) };
 }

@@ -2,14 +2,17 @@
 //
 //   #include "ddlens.hpp"      // compile with -std=c++20 -I include -I bindings/cpp, link -lddlens
 //
-// * Handles (Bundle, Params, Dataset, DistilledSet, TrainConfig) are move-only and free their C
-//   handle in the destructor; a moved-from handle is empty and safe to destroy or reset again.
+// * Handles (Bundle, Params, Dataset, DistilledSet, TrainConfig, DistillConfig) are move-only
+//   and free their C handle in the destructor; a moved-from handle is empty and safe to
+//   destroy or reset again.
 // * Every failing call throws ddlens::Error, which carries the DdlStatus and the library's
 //   message (ddl_last_error, copied at the point of failure).
 // * Tensors go in as std::span (copied by the library during the call) and come back as
 //   std::vector; images are N x C x H x W row-major, like the C API.
 // * Thread-safety is the C API's: const methods may run concurrently on one object, methods
-//   that modify (Params::set_*, TrainConfig::set_*) need exclusive use.
+//   that modify (Params::set_*, TrainConfig and DistillConfig setters) need exclusive use.
+// * The analyses (analyze_pixels(), analyze_curvature()..., or analyze(ddl_analyze_<name>,
+//   ...)) take their settings as a JSON object and return their result as JSON.
 #pragma once
 
 #include <array>
@@ -17,6 +20,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -557,6 +561,12 @@ class TrainConfig : public detail::Handle<DdlTrainConfig, ddl_train_config_free>
     return set(
         ddl_train_config_set_schedule_step(get(), milestones.data(), milestones.size(), gamma));
   }
+  // DSA augmentation of every minibatch: a strategy such as
+  // "color_crop_cutout_flip_scale_rotate"; nullptr, "" or "none" trains on the plain images.
+  TrainConfig& dsa(const char* strategy) {
+    return set(ddl_train_config_set_dsa(get(), strategy));
+  }
+  TrainConfig& dsa(const std::string& strategy) { return dsa(strategy.c_str()); }
 
  private:
   template <typename F>
@@ -618,6 +628,285 @@ inline std::string standard_evaluation(const Bundle& bundle, const Dataset& trai
   std::string out = detail::take(json);
   bridge.finish(s);
   return out;
+}
+
+// A distillation configuration (ddl_distill_config_*): a method, images per class and the
+// defaults of `ddlens distill`; setters (each validated by the library, and refused for a method
+// it does not apply to) return *this for chaining.
+class DistillConfig : public detail::Handle<DdlDistillConfig, ddl_distill_config_free> {
+ public:
+  using Handle::Handle;
+
+  // `method` is "random", "herding", "dm", "dc", "dsa", "mtt" or "bptt".
+  static DistillConfig create(const std::string& method, size_t ipc) {
+    DdlDistillConfig* out = nullptr;
+    detail::check(ddl_distill_config_new(method.c_str(), ipc, &out));
+    return DistillConfig(out);
+  }
+
+  // The effective settings (defaults resolved) as JSON.
+  std::string describe() const {
+    char* out = nullptr;
+    detail::check(ddl_distill_config_describe(get(), &out));
+    return detail::take(out);
+  }
+
+  DistillConfig& iterations(uint64_t v) { return set(ddl_distill_config_set_iterations(get(), v)); }
+  DistillConfig& seed(uint64_t v) { return set(ddl_distill_config_set_seed(get(), v)); }
+  DistillConfig& lr_img(float v) { return set(ddl_distill_config_set_lr_img(get(), v)); }
+  DistillConfig& momentum(float v) { return set(ddl_distill_config_set_momentum(get(), v)); }
+  DistillConfig& batch_real(uint64_t v) { return set(ddl_distill_config_set_batch_real(get(), v)); }
+  DistillConfig& syn_steps(uint64_t v) { return set(ddl_distill_config_set_syn_steps(get(), v)); }
+  // 0 = the whole synthetic set.
+  DistillConfig& batch_syn(uint64_t v) { return set(ddl_distill_config_set_batch_syn(get(), v)); }
+  DistillConfig& lr_lr(float v) { return set(ddl_distill_config_set_lr_lr(get(), v)); }
+  DistillConfig& dsa(bool on) { return set(ddl_distill_config_set_dsa(get(), on)); }
+  // mtt: a folder from generate_experts().
+  DistillConfig& experts(const std::string& dir) {
+    return set(ddl_distill_config_set_experts(get(), dir.c_str()));
+  }
+  DistillConfig& expert_epochs_ahead(uint64_t v) {
+    return set(ddl_distill_config_set_expert_epochs_ahead(get(), v));
+  }
+  DistillConfig& max_start_epoch(uint64_t v) {
+    return set(ddl_distill_config_set_max_start_epoch(get(), v));
+  }
+  // bptt: RaT-BPTT window (0 = full BPTT), learned inner lr.
+  DistillConfig& window(uint64_t v) { return set(ddl_distill_config_set_window(get(), v)); }
+  DistillConfig& learn_lr(bool on) { return set(ddl_distill_config_set_learn_lr(get(), on)); }
+  // herding: features from a parameter file (empty = a model trained for one epoch of P_real).
+  DistillConfig& herding_params(const std::string& path) {
+    return set(
+        ddl_distill_config_set_herding_params(get(), path.empty() ? nullptr : path.c_str()));
+  }
+  // Checkpoint file (empty = none), written every `every` iterations and after the last one.
+  DistillConfig& checkpoint(const std::string& path, uint64_t every = 0) {
+    return set(
+        ddl_distill_config_set_checkpoint(get(), path.empty() ? nullptr : path.c_str(), every));
+  }
+  // Continue from the checkpoint of an earlier run with the same settings.
+  DistillConfig& resume(bool on = true) { return set(ddl_distill_config_set_resume(get(), on)); }
+
+ private:
+  DistillConfig& set(DdlStatus status) {
+    detail::check(status);
+    return *this;
+  }
+};
+
+// Output of distill(): the distilled set and the JSON report (settings, loss per iteration...).
+struct DistillResult {
+  DistilledSet set;
+  std::string report_json;
+};
+
+// Distils `real` for the model of `bundle` (see ddl_distill); `progress` sees the iterations
+// and may cancel (Error with DDL_STATUS_CANCELLED; a checkpoint due by then is on disk).
+inline DistillResult distill(const Bundle& bundle, const Dataset& real,
+                             const DistillConfig& config, const Progress& progress = {}) {
+  detail::ProgressBridge bridge{&progress, nullptr};
+  DdlDistilledSet* out = nullptr;
+  char* json = nullptr;
+  DdlStatus s = ddl_distill(bundle.get(), real.get(), config.get(), bridge.fn(), &bridge, &out,
+                            &json);
+  DistillResult r{DistilledSet(out), detail::take(json)};
+  bridge.finish(s);
+  return r;
+}
+
+// Trains MTT's expert trajectories into `out_dir` (see ddl_generate_experts); returns the
+// index JSON. `progress` counts epochs over all experts and may cancel.
+inline std::string generate_experts(const Bundle& bundle, const Dataset& data, size_t num_experts,
+                                    uint64_t epochs, float lr, size_t batch, bool dsa,
+                                    uint64_t seed, const std::string& out_dir,
+                                    const Progress& progress = {}) {
+  detail::ProgressBridge bridge{&progress, nullptr};
+  char* json = nullptr;
+  DdlStatus s = ddl_generate_experts(bundle.get(), data.get(), num_experts, epochs, lr, batch, dsa,
+                                     seed, out_dir.c_str(), bridge.fn(), &bridge, &json);
+  std::string out = detail::take(json);
+  bridge.finish(s);
+  return out;
+}
+
+// --- analyses (ddl_analyze_*) ----------------------------------------------------------------
+
+// How much compute an analysis may spend (DdlBudget).
+enum class Budget : DdlBudget {
+  paper = DDL_BUDGET_PAPER,  // the paper's protocol (GPU hours)
+  cpu = DDL_BUDGET_CPU,      // minutes on 2 CPU cores
+  smoke = DDL_BUDGET_SMOKE,  // seconds: tests and smoke runs, not for conclusions
+};
+
+// The distilled sets an analysis studies, in order: borrowed handles, built from DistilledSet
+// references ({a, b}), pointers ({&a, &b}) or vectors of either. The sets must outlive it.
+class SetRefs {
+ public:
+  SetRefs() = default;
+  SetRefs(std::initializer_list<std::reference_wrapper<const DistilledSet>> sets) {
+    for (const DistilledSet& s : sets) handles_.push_back(s.get());
+  }
+  SetRefs(std::initializer_list<const DistilledSet*> sets) { add(sets); }
+  SetRefs(const std::vector<std::reference_wrapper<const DistilledSet>>& sets) {
+    for (const DistilledSet& s : sets) handles_.push_back(s.get());
+  }
+  SetRefs(const std::vector<const DistilledSet*>& sets) { add(sets); }
+  SetRefs(const std::vector<DistilledSet>& sets) {
+    for (const DistilledSet& s : sets) handles_.push_back(s.get());
+  }
+
+  const DdlDistilledSet* const* data() const noexcept {
+    return handles_.empty() ? nullptr : handles_.data();
+  }
+  size_t size() const noexcept { return handles_.size(); }
+
+ private:
+  template <typename Range>
+  void add(const Range& sets) {
+    // A null pointer passes a NULL handle, which the library reports as `sets[i]`.
+    for (const DistilledSet* s : sets) handles_.push_back(s != nullptr ? s->get() : nullptr);
+  }
+
+  std::vector<const DdlDistilledSet*> handles_;
+};
+
+// The common signature of the ddl_analyze_* entries.
+using AnalyzeFn = DdlStatus (*)(const DdlBundle*, const DdlDataset*, const DdlDataset*,
+                                const DdlDistilledSet* const*, const char* const*, size_t,
+                                DdlBudget, const char*, uint64_t, const char*, DdlProgressFn,
+                                void*, char**);
+
+// Runs one analysis entry (`fn`, e.g. ddl_analyze_pixels) and returns its result as JSON.
+//
+// * `train_set`, `test_set`: the real data (normalised); `sets`: the distilled sets studied.
+// * `names`: empty (every set is named `set<i>`) or one name per set ("" = `set<i>`).
+// * `budget` scales the defaults; `options_json` ("" = the defaults) overrides settings, see
+//   docs/analyses.md; an unknown field throws Error naming it.
+// * `seed` seeds every random draw; `out_dir` ("" = none) receives `<name>.json` and the PNG
+//   figures as `ddlens analyze <name>` writes them.
+// * `progress` may cancel (Error with DDL_STATUS_CANCELLED).
+//
+// Every input is only read: analyses may run concurrently on shared handles.
+inline std::string analyze(AnalyzeFn fn, const Bundle& bundle, const Dataset& train_set,
+                           const Dataset& test_set, const SetRefs& sets,
+                           const std::vector<std::string>& names = {},
+                           Budget budget = Budget::cpu, const std::string& options_json = "",
+                           uint64_t seed = 0, const std::string& out_dir = "",
+                           const Progress& progress = {}) {
+  if (!names.empty() && names.size() != sets.size())
+    throw detail::invalid("names has " + std::to_string(names.size()) + " entries for " +
+                          std::to_string(sets.size()) + " sets (give none, or one per set)");
+  std::vector<const char*> name_ptrs;
+  for (const std::string& n : names) name_ptrs.push_back(n.empty() ? nullptr : n.c_str());
+  detail::ProgressBridge bridge{&progress, nullptr};
+  char* json = nullptr;
+  DdlStatus s = fn(bundle.get(), train_set.get(), test_set.get(), sets.data(),
+                   name_ptrs.empty() ? nullptr : name_ptrs.data(), sets.size(),
+                   static_cast<DdlBudget>(budget),
+                   options_json.empty() ? nullptr : options_json.c_str(), seed,
+                   out_dir.empty() ? nullptr : out_dir.c_str(), bridge.fn(), &bridge, &json);
+  std::string out = detail::take(json);
+  bridge.finish(s);
+  return out;
+}
+
+// One function per analysis, with analyze()'s arguments; the settings and the result of each
+// are documented on its C entry (include/ddlens.h) and in docs/analyses.md.
+
+// Pixel-value distributions of the real images and of each set (ddl_analyze_pixels).
+inline std::string analyze_pixels(const Bundle& bundle, const Dataset& train_set,
+                                  const Dataset& test_set, const SetRefs& sets,
+                                  const std::vector<std::string>& names = {},
+                                  Budget budget = Budget::cpu,
+                                  const std::string& options_json = "", uint64_t seed = 0,
+                                  const std::string& out_dir = "",
+                                  const Progress& progress = {}) {
+  return analyze(ddl_analyze_pixels, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Each set plus k real images per class, against a random real baseline (ddl_analyze_mixing).
+inline std::string analyze_mixing(const Bundle& bundle, const Dataset& train_set,
+                                  const Dataset& test_set, const SetRefs& sets,
+                                  const std::vector<std::string>& names = {},
+                                  Budget budget = Budget::cpu,
+                                  const std::string& options_json = "", uint64_t seed = 0,
+                                  const std::string& out_dir = "",
+                                  const Progress& progress = {}) {
+  return analyze(ddl_analyze_mixing, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Accuracy under variations of the standard evaluation (ddl_analyze_sensitivity).
+inline std::string analyze_sensitivity(const Bundle& bundle, const Dataset& train_set,
+                                       const Dataset& test_set, const SetRefs& sets,
+                                       const std::vector<std::string>& names = {},
+                                       Budget budget = Budget::cpu,
+                                       const std::string& options_json = "", uint64_t seed = 0,
+                                       const std::string& out_dir = "",
+                                       const Progress& progress = {}) {
+  return analyze(ddl_analyze_sensitivity, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Recognition of the sets' images by real-trained models (ddl_analyze_recognition).
+inline std::string analyze_recognition(const Bundle& bundle, const Dataset& train_set,
+                                       const Dataset& test_set, const SetRefs& sets,
+                                       const std::vector<std::string>& names = {},
+                                       Budget budget = Budget::cpu,
+                                       const std::string& options_json = "", uint64_t seed = 0,
+                                       const std::string& out_dir = "",
+                                       const Progress& progress = {}) {
+  return analyze(ddl_analyze_recognition, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Prediction agreement with accuracy-matched real-trained models (ddl_analyze_agreement).
+inline std::string analyze_agreement(const Bundle& bundle, const Dataset& train_set,
+                                     const Dataset& test_set, const SetRefs& sets,
+                                     const std::vector<std::string>& names = {},
+                                     Budget budget = Budget::cpu,
+                                     const std::string& options_json = "", uint64_t seed = 0,
+                                     const std::string& out_dir = "",
+                                     const Progress& progress = {}) {
+  return analyze(ddl_analyze_agreement, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Accuracy and loss on each set along one P_real run
+// (ddl_analyze_recognition_over_training).
+inline std::string analyze_recognition_over_training(
+    const Bundle& bundle, const Dataset& train_set, const Dataset& test_set,
+    const SetRefs& sets, const std::vector<std::string>& names = {},
+    Budget budget = Budget::cpu, const std::string& options_json = "", uint64_t seed = 0,
+    const std::string& out_dir = "", const Progress& progress = {}) {
+  return analyze(ddl_analyze_recognition_over_training, bundle, train_set, test_set, sets, names,
+                 budget, options_json, seed, out_dir, progress);
+}
+
+// Hessian traces, top eigenvalues and spectra along one P_real run (ddl_analyze_curvature).
+inline std::string analyze_curvature(const Bundle& bundle, const Dataset& train_set,
+                                     const Dataset& test_set, const SetRefs& sets,
+                                     const std::vector<std::string>& names = {},
+                                     Budget budget = Budget::cpu,
+                                     const std::string& options_json = "", uint64_t seed = 0,
+                                     const std::string& out_dir = "",
+                                     const Progress& progress = {}) {
+  return analyze(ddl_analyze_curvature, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
+}
+
+// Leave-one-out retraining against influence functions per distilled image
+// (ddl_analyze_influence).
+inline std::string analyze_influence(const Bundle& bundle, const Dataset& train_set,
+                                     const Dataset& test_set, const SetRefs& sets,
+                                     const std::vector<std::string>& names = {},
+                                     Budget budget = Budget::cpu,
+                                     const std::string& options_json = "", uint64_t seed = 0,
+                                     const std::string& out_dir = "",
+                                     const Progress& progress = {}) {
+  return analyze(ddl_analyze_influence, bundle, train_set, test_set, sets, names, budget,
+                 options_json, seed, out_dir, progress);
 }
 
 }  // namespace ddlens

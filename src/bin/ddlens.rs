@@ -18,6 +18,13 @@ use ddlens::train::{self, Control, Hook, SgdConfig, StepContext, TrainConfig};
 use ddlens::{Bundle, DistilledSet, Error, Result};
 use serde_json::json;
 
+#[path = "ddlens/analyze.rs"]
+mod analyze;
+#[path = "ddlens/demo.rs"]
+mod demo;
+#[path = "ddlens/report.rs"]
+mod report;
+
 #[derive(Parser)]
 #[command(
     name = "ddlens",
@@ -76,6 +83,13 @@ enum Command {
     /// Generate MTT expert trajectories (SGD on real data, parameters saved every epoch) once,
     /// for `ddlens distill --method mtt --experts DIR`.
     Experts(ExpertsArgs),
+    /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCommand),
+    /// One self-contained HTML report (figures embedded) from a folder of analysis results.
+    Report(report::ReportArgs),
+    /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Args)]
@@ -167,9 +181,13 @@ struct EvalArgs {
     /// Number of runs (fresh models).
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Epochs per run (the protocol: 300, or 1000 with DSA augmentation).
-    #[arg(long, default_value_t = 300)]
-    epochs: usize,
+    /// Epochs per run (default: the protocol's 300, or 1000 with --dsa).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Train every run with DSA augmentation, a fresh draw per image and minibatch (the
+    /// standard strategy; without flip on MNIST), 1000 epochs unless --epochs says otherwise.
+    #[arg(long)]
+    dsa: bool,
     /// Learning rate (default: the set's learned lr, else 0.01).
     #[arg(long)]
     lr: Option<f32>,
@@ -298,6 +316,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd_eval(args),
         Command::Distill(args) => cmd_distill(args),
         Command::Experts(args) => cmd_experts(args),
+        Command::Analyze(which) => analyze::cmd_analyze(which),
+        Command::Report(args) => report::cmd_report(args),
+        Command::Demo(args) => demo::cmd_demo(args),
         Command::Doctor { .. } => unreachable!("handled above"),
     });
     match result {
@@ -383,6 +404,7 @@ fn cmd_train(args: TrainArgs) -> Result<()> {
             train::Schedule::Constant
         },
         seed: args.seed,
+        augment: None,
     };
     config.validate()?;
     let total = config.total_steps(train_set.len());
@@ -478,12 +500,26 @@ fn cmd_eval(args: EvalArgs) -> Result<()> {
         let idx = balanced_like(&splits.train, &per_class, args.seed)?;
         sets.push(("random real subset".to_string(), splits.train.select(&idx)?));
     }
+    let dsa = args.dsa.then(|| match args.data.dataset {
+        DatasetName::Mnist => Dsa::default().without(AugOp::Flip),
+        _ => Dsa::default(),
+    });
+    let protocol = train::StandardEval {
+        runs: args.runs,
+        epochs: args
+            .epochs
+            .unwrap_or_else(|| train::StandardEval::protocol_epochs(dsa.is_some())),
+        lr,
+        seed: args.seed,
+        augment: dsa.as_ref().map(Dsa::strategy),
+    };
+    protocol.validate()?;
     let bar = Progress::new("eval", 0);
     let mut summaries = Vec::new();
     for (label, train_set) in &sets {
         let mut progress = |run: usize, step: usize, total: usize| {
             if step == 0 {
-                bar.restart(&format!("run {}/{}", run + 1, args.runs), total as u64);
+                bar.restart(&format!("run {}/{}", run + 1, protocol.runs), total as u64);
             }
             bar.set(step as u64, label.clone());
         };
@@ -492,10 +528,7 @@ fn cmd_eval(args: EvalArgs) -> Result<()> {
             train_set,
             &splits.test,
             label,
-            args.runs,
-            args.epochs,
-            lr,
-            args.seed,
+            &protocol,
             &mut progress,
         )?;
         summaries.push(s);
@@ -504,14 +537,24 @@ fn cmd_eval(args: EvalArgs) -> Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({ "model": bundle.name(), "epochs": args.epochs, "lr": lr, "results": summaries })
+            json!({
+                "model": bundle.name(),
+                "epochs": protocol.epochs,
+                "lr": lr,
+                "protocol": protocol,
+                "results": summaries,
+            })
         );
     } else {
         println!(
-            "standard evaluation on {} ({} runs, {} epochs, lr {lr}):",
+            "standard evaluation on {} ({} runs, {} epochs, lr {lr}, {}):",
             bundle.name(),
-            args.runs,
-            args.epochs
+            protocol.runs,
+            protocol.epochs,
+            protocol
+                .augment
+                .as_deref()
+                .map_or_else(|| "no augmentation".to_string(), |s| format!("DSA {s}"))
         );
         for s in &summaries {
             println!(

@@ -63,6 +63,20 @@ impl DistilledSet {
         DistilledSet::new(data, lr, meta).map_err(|e| data_err(&origin, e.to_string()))
     }
 
+    /// Reads a distilled set in any supported form, chosen by extension: `.npz` (arrays
+    /// `images` and `labels`), `.npy` (the images, with `labels.npy` beside them), otherwise
+    /// ddlens safetensors.
+    pub fn read_any(path: &Path) -> Result<DistilledSet> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("npz") => DistilledSet::import_npz(path, None, Default::default()),
+            Some("npy") => {
+                let labels = path.with_file_name("labels.npy");
+                DistilledSet::import_npy(path, &labels, None, Default::default())
+            }
+            _ => DistilledSet::read(path),
+        }
+    }
+
     /// Writes the set as safetensors, atomically: to `{path}.tmp`, flushed to disk, then
     /// renamed over `path`, so a crash never leaves a half-written file under the real name.
     pub fn write(&self, path: &Path) -> Result<()> {

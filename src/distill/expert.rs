@@ -118,6 +118,22 @@ pub fn generate_expert(
     index: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Trajectory> {
+    generate_expert_with(bundle, real, config, seed, index, &mut |e, ep| {
+        progress(e, ep);
+        Ok(())
+    })
+}
+
+/// [`generate_expert`] with a progress callback that may stop the generation: an error it
+/// returns (e.g. a cancellation asked for through the C ABI) ends the call with that error.
+pub fn generate_expert_with(
+    bundle: &Bundle,
+    real: &Dataset,
+    config: &ExpertConfig,
+    seed: u64,
+    index: usize,
+    progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+) -> Result<Trajectory> {
     config.validate()?;
     real.check_against(bundle.manifest())?;
     if real.is_empty() {
@@ -154,7 +170,7 @@ pub fn generate_expert(
             sgd.step(&mut params, g.grad, config.lr);
         }
         checkpoints.push(params.clone());
-        progress(index, epoch + 1);
+        progress(index, epoch + 1)?;
     }
     Ok(Trajectory { checkpoints })
 }

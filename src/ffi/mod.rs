@@ -49,10 +49,16 @@ mod train_config;
 
 mod train;
 
+mod distill;
+
+mod analysis;
+
 use std::ffi::c_char;
 
+pub use analysis::*;
 pub use bundle::*;
 pub use dataset::*;
+pub use distill::*;
 pub use distilled::*;
 pub use error::*;
 pub use params::*;

@@ -135,10 +135,12 @@ pub unsafe extern "C" fn ddl_evaluate(
 
 /// The standard evaluation of a training set: `runs` fresh models (initialisation and
 /// shuffling seeded by `seed + run`), each trained on `train` with the standard recipe
-/// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`) and evaluated on
-/// `test`. `progress` sees one continuous count over all runs. `*out_json` receives
-/// `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free with
-/// `ddl_string_free`). Thread-safe (all inputs are only read).
+/// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`), without
+/// augmentation, and evaluated on `test` (to evaluate with DSA augmentation, train
+/// `ddl_train_config_standard_eval` configurations, 1000 epochs, set up with
+/// `ddl_train_config_set_dsa`). `progress` sees one continuous count over all runs.
+/// `*out_json` receives `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free
+/// with `ddl_string_free`). Thread-safe (all inputs are only read).
 ///
 /// # Safety
 /// Handles must be NULL or live; `progress` NULL or a valid function; `out_json` NULL or
@@ -183,17 +185,14 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
             }
             Ok(Control::Continue)
         };
-        let summary = train::standard_evaluation_with_hook(
-            b,
-            tr,
-            te,
-            tr.name(),
+        let eval = train::StandardEval {
             runs,
             epochs,
             lr,
             seed,
-            &mut hook,
-        )?;
+            augment: None,
+        };
+        let summary = train::standard_evaluation_with_hook(b, tr, te, tr.name(), &eval, &mut hook)?;
         *out = args::give_json(&summary)?;
         Ok(())
     })

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optimizer::SgdConfig;
 use super::schedule::Schedule;
+use crate::augment::Dsa;
 use crate::error::{Error, Result};
 
 /// Everything that defines a training run except the data and the initial parameters.
@@ -21,8 +22,14 @@ pub struct TrainConfig {
     pub sgd: SgdConfig,
     /// Learning-rate schedule.
     pub schedule: Schedule,
-    /// Seed of the shuffling order.
+    /// Seed of the shuffling order (and, on a separate stream, of the augmentation draws).
     pub seed: u64,
+    /// DSA augmentation of every minibatch: a strategy string such as
+    /// `color_crop_cutout_flip_scale_rotate` ([`crate::augment::STANDARD_STRATEGY`]), read by
+    /// [`Dsa::from_strategy`]; each step applies a fresh draw per image, as the reference does
+    /// when it trains with augmentation. `None` (or `none`) trains on the plain images.
+    #[serde(default)]
+    pub augment: Option<String>,
 }
 
 impl TrainConfig {
@@ -44,6 +51,7 @@ impl TrainConfig {
                 gamma: 0.1,
             },
             seed,
+            augment: None,
         }
     }
 
@@ -61,6 +69,7 @@ impl TrainConfig {
             },
             schedule: Schedule::Constant,
             seed,
+            augment: None,
         }
     }
 
@@ -77,7 +86,32 @@ impl TrainConfig {
             },
             schedule: Schedule::Constant,
             seed,
+            augment: None,
         }
+    }
+
+    /// The same configuration with `dsa` augmenting every minibatch (`None`: no augmentation).
+    pub fn with_augment(self, dsa: Option<&Dsa>) -> TrainConfig {
+        TrainConfig {
+            augment: dsa.map(Dsa::strategy),
+            ..self
+        }
+    }
+
+    /// The augmentation [`TrainConfig::augment`] asks for, parsed; `None` when it is unset or
+    /// names no transform. A bad strategy is an error naming `augment`.
+    pub fn dsa(&self) -> Result<Option<Dsa>> {
+        let Some(strategy) = &self.augment else {
+            return Ok(None);
+        };
+        let dsa = Dsa::from_strategy(strategy).map_err(|e| {
+            let why = match e {
+                Error::InvalidArgument { message, .. } => message,
+                other => other.to_string(),
+            };
+            Error::invalid("augment", format!("bad DSA strategy `{strategy}`: {why}"))
+        })?;
+        Ok((!dsa.ops().is_empty()).then_some(dsa))
     }
 
     /// Steps per epoch on a dataset of `n` examples.
@@ -114,6 +148,7 @@ impl TrainConfig {
         if !(self.sgd.weight_decay >= 0.0 && self.sgd.weight_decay.is_finite()) {
             return Err(Error::invalid("weight_decay", "must be non-negative"));
         }
+        self.dsa()?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The standard evaluation of a training set (protocols.md): N fresh models trained with the
-//! standard recipe, test accuracy as mean ± std.
+//! standard recipe (300 epochs, or 1000 with DSA augmentation of every minibatch), test
+//! accuracy as mean ± std.
 
 use serde::Serialize;
 
@@ -7,9 +8,10 @@ use super::config::TrainConfig;
 use super::eval::evaluate;
 use super::hooks::{Control, Hook, StepContext};
 use super::trainer::train;
+use crate::augment::Dsa;
 use crate::bundle::Bundle;
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Test accuracies of repeated standard evaluations.
 #[derive(Debug, Clone, Serialize)]
@@ -50,54 +52,120 @@ impl EvalSummary {
     }
 }
 
-/// Trains `runs` fresh models (initialisation and shuffling seeded by `seed + run`) on `train_set`
-/// with the standard recipe (`epochs`, `lr`) and evaluates each on `test`. `progress` is called
-/// after every update with (run, step, total steps of the run).
-#[allow(clippy::too_many_arguments)]
+/// Epochs of the standard evaluation without augmentation (protocols.md).
+pub const STANDARD_EPOCHS: usize = 300;
+
+/// Epochs of the standard evaluation with DSA augmentation (protocols.md).
+pub const STANDARD_EPOCHS_DSA: usize = 1000;
+
+/// The settings of a standard evaluation: `runs` fresh models, each trained with
+/// [`TrainConfig::standard_eval`] (SGD lr `lr`, momentum 0.9, weight decay 5e-4, batch 256,
+/// `epochs` epochs, lr ×0.1 at `epochs / 2`), optionally with DSA augmentation of every
+/// minibatch. Run `r` seeds its initialisation, shuffling and augmentation with `seed + r`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandardEval {
+    /// Number of fresh models.
+    pub runs: usize,
+    /// Epochs per run: [`STANDARD_EPOCHS`], or [`STANDARD_EPOCHS_DSA`] with augmentation.
+    pub epochs: usize,
+    /// Base learning rate (0.01, or a distilled set's learned rate).
+    pub lr: f32,
+    /// Seed of the first run.
+    pub seed: u64,
+    /// DSA strategy applied per image to every minibatch (see [`TrainConfig::augment`]);
+    /// `None` trains on the plain images.
+    pub augment: Option<String>,
+}
+
+impl Default for StandardEval {
+    /// 5 runs of 300 epochs at lr 0.01 without augmentation, seed 0.
+    fn default() -> Self {
+        StandardEval::new(None)
+    }
+}
+
+impl StandardEval {
+    /// The protocol of protocols.md with augmentation `dsa` or none: 5 runs, lr 0.01, seed 0,
+    /// and [`StandardEval::protocol_epochs`] epochs.
+    pub fn new(dsa: Option<&Dsa>) -> StandardEval {
+        StandardEval {
+            runs: 5,
+            epochs: StandardEval::protocol_epochs(dsa.is_some()),
+            lr: 0.01,
+            seed: 0,
+            augment: dsa.map(Dsa::strategy),
+        }
+    }
+
+    /// The protocol's epochs: 1000 with augmentation, 300 without.
+    pub fn protocol_epochs(augmented: bool) -> usize {
+        if augmented {
+            STANDARD_EPOCHS_DSA
+        } else {
+            STANDARD_EPOCHS
+        }
+    }
+
+    /// The training configuration of run `run` on a training set of `data_len` examples.
+    pub fn train_config(&self, data_len: usize, run: usize) -> TrainConfig {
+        TrainConfig {
+            augment: self.augment.clone(),
+            ..TrainConfig::standard_eval(
+                self.epochs,
+                self.lr,
+                data_len,
+                self.seed.wrapping_add(run as u64),
+            )
+        }
+    }
+
+    /// Rejects nonsensical settings before any training, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.runs == 0 {
+            return Err(Error::invalid("runs", "must be at least 1"));
+        }
+        self.train_config(1, 0).validate()
+    }
+}
+
+/// Trains `eval.runs` fresh models on `train_set` with the standard recipe (see
+/// [`StandardEval`]) and evaluates each on `test`. `progress` is called after every update
+/// with (run, step, total steps of the run).
 pub fn standard_evaluation(
     bundle: &Bundle,
     train_set: &Dataset,
     test: &Dataset,
     label: &str,
-    runs: usize,
-    epochs: usize,
-    lr: f32,
-    seed: u64,
+    eval: &StandardEval,
     progress: &mut dyn FnMut(usize, usize, usize),
 ) -> Result<EvalSummary> {
     let mut hook = |run: usize, ctx: &StepContext<'_>| {
         progress(run, ctx.step, ctx.total_steps);
         Ok(Control::Continue)
     };
-    standard_evaluation_with_hook(
-        bundle, train_set, test, label, runs, epochs, lr, seed, &mut hook,
-    )
+    standard_evaluation_with_hook(bundle, train_set, test, label, eval, &mut hook)
 }
 
 /// [`standard_evaluation`] with a hook that sees every step of every run as `(run, ctx)`; an
 /// error from the hook (e.g. [`crate::Error::Cancelled`]) stops the whole protocol, and
 /// `Control::Stop` ends the current run early.
-#[allow(clippy::too_many_arguments)]
 pub fn standard_evaluation_with_hook(
     bundle: &Bundle,
     train_set: &Dataset,
     test: &Dataset,
     label: &str,
-    runs: usize,
-    epochs: usize,
-    lr: f32,
-    seed: u64,
+    eval: &StandardEval,
     hook: &mut dyn FnMut(usize, &StepContext<'_>) -> Result<Control>,
 ) -> Result<EvalSummary> {
-    let mut accuracies = Vec::with_capacity(runs);
-    for run in 0..runs {
-        let run_seed = seed.wrapping_add(run as u64);
-        let config = TrainConfig::standard_eval(epochs, lr, train_set.len(), run_seed);
+    eval.validate()?;
+    let mut accuracies = Vec::with_capacity(eval.runs);
+    for run in 0..eval.runs {
+        let config = eval.train_config(train_set.len(), run);
         let mut run_hook = |ctx: &StepContext<'_>| hook(run, ctx);
         let hooks: &mut [&mut dyn Hook] = &mut [&mut run_hook];
         let out = train(
             bundle,
-            bundle.init_params(run_seed),
+            bundle.init_params(config.seed),
             train_set,
             &config,
             hooks,

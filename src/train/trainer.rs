@@ -38,8 +38,14 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
 }
 
+/// The ChaCha8 stream of [`TrainConfig::seed`] that augmentation draws come from; the
+/// shuffling order uses stream 0, so augmenting leaves the order unchanged.
+const AUGMENT_STREAM: u64 = 1;
+
 /// Trains `init` on `data` with `config`, calling every hook at step 0 and after each update.
-/// Same seed, same data and same parameters give the same result on the CPU provider.
+/// With [`TrainConfig::augment`] set, every minibatch gets a fresh per-image DSA draw before
+/// its gradient. Same seed, same data and same parameters give the same result on the CPU
+/// provider.
 pub fn train(
     bundle: &Bundle,
     init: Params,
@@ -48,6 +54,7 @@ pub fn train(
     hooks: &mut [&mut dyn Hook],
 ) -> Result<TrainOutcome> {
     config.validate()?;
+    let dsa = config.dsa()?;
     data.check_against(bundle.manifest())?;
     if data.is_empty() {
         return Err(Error::invalid(
@@ -58,6 +65,8 @@ pub fn train(
     let total = config.total_steps(data.len());
     let batch_size = config.batch_size.unwrap_or(data.len());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut aug_rng = ChaCha8Rng::seed_from_u64(config.seed);
+    aug_rng.set_stream(AUGMENT_STREAM);
     let mut sgd = Sgd::new(config.sgd);
     let mut params = init;
     let mut log = Vec::with_capacity(total);
@@ -69,10 +78,14 @@ pub fn train(
         if config.batch_size.is_some() {
             order.shuffle(&mut rng);
         }
-        for batch in data.batches(&order, batch_size)? {
+        for mut batch in data.batches(&order, batch_size)? {
             let step = log.len();
             if step == total {
                 return Ok(outcome(params, log, false));
+            }
+            if let Some(dsa) = &dsa {
+                let aug = dsa.sample(batch.labels.len(), &mut aug_rng);
+                batch.images = aug.apply(batch.images.view())?;
             }
             let g = bundle.grad(&params, batch.images.view(), batch.labels.view(), None)?;
             if !g.loss.is_finite() {

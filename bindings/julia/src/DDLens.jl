@@ -637,15 +637,16 @@ end
 
 """
     configure!(config; epochs, max_steps, batch_size, lr, momentum, weight_decay, seed,
-               milestones, gamma, constant_lr)
+               milestones, gamma, constant_lr, dsa)
 
 Changes the given fields (each validated by the library). `batch_size = 0` trains full-batch,
 `max_steps = 0` removes the limit; `milestones` (0-based steps) with `gamma` sets a step
-schedule, `constant_lr = true` a constant one.
+schedule, `constant_lr = true` a constant one. `dsa` augments every minibatch with a DSA
+strategy such as `"color_crop_cutout_flip_scale_rotate"`; `""` or `"none"` turns it off.
 """
 function configure!(c::TrainConfig; epochs = nothing, max_steps = nothing, batch_size = nothing,
                     lr = nothing, momentum = nothing, weight_decay = nothing, seed = nothing,
-                    milestones = nothing, gamma = 0.1, constant_lr::Bool = false)
+                    milestones = nothing, gamma = 0.1, constant_lr::Bool = false, dsa = nothing)
     epochs === nothing ||
         check(ccall((:ddl_train_config_set_epochs, libddlens), UInt32, (Ptr{Cvoid}, UInt64), c, epochs))
     max_steps === nothing ||
@@ -661,6 +662,8 @@ function configure!(c::TrainConfig; epochs = nothing, max_steps = nothing, batch
     seed === nothing ||
         check(ccall((:ddl_train_config_set_seed, libddlens), UInt32, (Ptr{Cvoid}, UInt64), c, seed))
     constant_lr && check(ccall((:ddl_train_config_set_schedule_constant, libddlens), UInt32, (Ptr{Cvoid},), c))
+    dsa === nothing ||
+        check(ccall((:ddl_train_config_set_dsa, libddlens), UInt32, (Ptr{Cvoid}, Cstring), c, dsa))
     if milestones !== nothing
         m = UInt64[milestones...]
         check(ccall((:ddl_train_config_set_schedule_step, libddlens), UInt32,
@@ -744,5 +747,8 @@ function standard_evaluation(b::Bundle, train_set::Dataset, test_set::Dataset; r
     finish(state, status)
     return take_string(json[])
 end
+
+include("distill.jl")
+include("analysis.jl")
 
 end # module

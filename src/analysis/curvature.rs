@@ -1,0 +1,412 @@
+//! `curvature` (paper §4.3): the Hessian trace of the mean cross-entropy loss along one P_real
+//! run, on real training data and on each distilled set. The paper finds that distilled-set
+//! traces rise faster and peak near twice the real one around steps 60–100: distilled data
+//! "sees" the sharp early directions of the loss landscape. Going further than the paper, the
+//! top Hessian eigenvalues (Lanczos) and the eigenvalue density (stochastic Lanczos
+//! quadrature) at chosen steps.
+//!
+//! Every measurement is taken inside the training hook at the step it belongs to, so the run
+//! never stores more than the current parameters.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::hessian::{self, HessianOperator, TraceEstimate};
+use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
+use crate::bundle::Bundle;
+use crate::data::{fraction_per_class, Dataset};
+use crate::error::{Error, Result};
+use crate::report::plot::{LineChart, Series};
+use crate::train::{self, Control, Hook, StepContext, TrainConfig};
+
+/// Settings of [`curvature`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurvatureConfig {
+    /// P_real steps at which the curvature is measured (0 = the initialisation).
+    pub steps: Vec<usize>,
+    /// Real training images (class-balanced sample) whose loss defines the real Hessian;
+    /// 0 = the whole training set.
+    pub train_images: usize,
+    /// Examples per Hessian-vector-product graph call.
+    pub batch: usize,
+    /// Hutchinson probes at most per trace.
+    pub max_probes: usize,
+    /// Hutchinson stopping tolerance (relative change of the running mean).
+    pub tol: f64,
+    /// Steps at which the top eigenvalues and the density are computed (each must be in
+    /// `steps`); empty = none.
+    pub spectrum_steps: Vec<usize>,
+    /// Top eigenvalues reported.
+    pub top_k: usize,
+    /// Lanczos steps for the top eigenvalues and per SLQ probe.
+    pub lanczos_iters: usize,
+    /// SLQ probes (Lanczos runs) for the density.
+    pub slq_probes: usize,
+    /// EMA smoothing factor of the plotted traces (the paper's 0.9).
+    pub ema: f64,
+    /// Seed of the P_real run, of the real sample and of every probe.
+    pub seed: u64,
+}
+
+impl CurvatureConfig {
+    /// The defaults of a budget. `paper`: every step 0..=300 on the whole training set, up to
+    /// 100 probes at tol 1e-3. `cpu`: 7 steps up to 150, 512 real images, at most 8 probes,
+    /// spectrum at the last step only (about 6 minutes for three IPC-10 sets on 2 cores).
+    /// `smoke`: 3 steps, 64 real images, 3 probes.
+    pub fn for_budget(budget: Budget, seed: u64) -> CurvatureConfig {
+        match budget {
+            Budget::Paper => CurvatureConfig {
+                steps: (0..=300).collect(),
+                train_images: 0,
+                batch: 256,
+                max_probes: 100,
+                tol: 1e-3,
+                spectrum_steps: vec![0, 50, 100, 300],
+                top_k: 10,
+                lanczos_iters: 40,
+                slq_probes: 5,
+                ema: 0.9,
+                seed,
+            },
+            Budget::Cpu => CurvatureConfig {
+                steps: vec![0, 10, 25, 50, 75, 100, 150],
+                train_images: 512,
+                batch: 256,
+                max_probes: 8,
+                tol: 1e-3,
+                spectrum_steps: vec![150],
+                top_k: 3,
+                lanczos_iters: 10,
+                slq_probes: 1,
+                ema: 0.5,
+                seed,
+            },
+            Budget::Smoke => CurvatureConfig {
+                steps: vec![0, 3, 6],
+                train_images: 64,
+                batch: 64,
+                max_probes: 3,
+                tol: 1e-3,
+                spectrum_steps: vec![6],
+                top_k: 2,
+                lanczos_iters: 4,
+                slq_probes: 1,
+                ema: 0.5,
+                seed,
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.steps.is_empty() {
+            return Err(Error::invalid("steps", "give at least one step"));
+        }
+        if self.steps.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::invalid("steps", "must be strictly increasing"));
+        }
+        if let Some(s) = self.spectrum_steps.iter().find(|s| !self.steps.contains(s)) {
+            return Err(Error::invalid(
+                "spectrum_steps",
+                format!("step {s} is not one of `steps`"),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(Error::invalid("ema", "must be in [0, 1)"));
+        }
+        if !self.spectrum_steps.is_empty() && (self.top_k == 0 || self.lanczos_iters == 0) {
+            return Err(Error::invalid(
+                "top_k",
+                "top_k and lanczos_iters must be at least 1 when spectrum_steps is given",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The spectrum of one set's Hessian at one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spectrum {
+    /// The P_real step.
+    pub step: usize,
+    /// Largest eigenvalues, descending.
+    pub top_eigenvalues: Vec<f64>,
+    /// Eigenvalue grid of the density.
+    pub grid: Vec<f64>,
+    /// SLQ density on the grid (Gaussian-broadened).
+    pub density: Vec<f64>,
+}
+
+/// One set's curvature along the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetCurvature {
+    /// `real` for the real training sample, else the set's name.
+    pub name: String,
+    /// Examples whose mean loss defines the Hessian.
+    pub examples: usize,
+    /// Trace estimate at every measured step.
+    pub traces: Vec<TraceEstimate>,
+    /// EMA-smoothed traces (what the figure shows).
+    pub ema: Vec<f64>,
+    /// Spectra at `spectrum_steps`.
+    pub spectra: Vec<Spectrum>,
+}
+
+/// Result of [`curvature`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvatureResult {
+    /// Measured steps.
+    pub steps: Vec<usize>,
+    /// The real sample first, then each set in the order given.
+    pub sets: Vec<SetCurvature>,
+    /// Step of each set's largest smoothed trace (the paper compares where they peak).
+    pub peak_steps: Vec<usize>,
+}
+
+/// Hessian traces (and spectra) along one P_real run on real data and on each set.
+pub fn curvature(
+    model: &Bundle,
+    real: RealData<'_>,
+    sets: &[NamedSet],
+    config: &CurvatureConfig,
+    progress: Progress<'_>,
+) -> Result<CurvatureResult> {
+    config.validate()?;
+    let sample = real_sample(real.train, config)?;
+    let mut targets: Vec<(&str, &Dataset)> = vec![("real", &sample)];
+    targets.extend(sets.iter().map(|s| (s.name.as_str(), &s.data)));
+    for (name, d) in &targets {
+        d.check_against(model.manifest())
+            .map_err(|e| Error::invalid("sets", format!("set `{name}`: {e}")))?;
+    }
+    let last = *config.steps.last().expect("validated non-empty");
+    let per_epoch = TrainConfig::p_real(1, config.seed).steps_per_epoch(real.train.len());
+    let mut train_config = TrainConfig::p_real(last.div_ceil(per_epoch).max(1), config.seed);
+    train_config.max_steps = Some(last);
+    let mut hook = Measure {
+        config,
+        targets: &targets,
+        rows: vec![Vec::new(); targets.len()],
+        spectra: vec![Vec::new(); targets.len()],
+        progress,
+    };
+    progress_start(&mut hook)?;
+    let init = model.init_params(config.seed);
+    train::train(model, init, real.train, &train_config, &mut [&mut hook])?;
+    let measured = hook.rows[0].len();
+    if measured != config.steps.len() {
+        return Err(Error::invalid(
+            "steps",
+            format!(
+                "the run measured {measured} of {} steps (is the training set large enough?)",
+                config.steps.len()
+            ),
+        ));
+    }
+    let sets: Vec<SetCurvature> = targets
+        .iter()
+        .zip(hook.rows)
+        .zip(hook.spectra)
+        .map(|(((name, d), traces), spectra)| SetCurvature {
+            name: name.to_string(),
+            examples: d.len(),
+            ema: ema(traces.iter().map(|t| t.trace), config.ema),
+            traces,
+            spectra,
+        })
+        .collect();
+    let peak_steps = sets
+        .iter()
+        .map(|s| {
+            let k = (0..s.ema.len())
+                .max_by(|&a, &b| s.ema[a].total_cmp(&s.ema[b]))
+                .unwrap_or(0);
+            config.steps[k]
+        })
+        .collect();
+    Ok(CurvatureResult {
+        steps: config.steps.clone(),
+        sets,
+        peak_steps,
+    })
+}
+
+fn progress_start(hook: &mut Measure<'_, '_, '_>) -> Result<()> {
+    (hook.progress)("curvature", 0, hook.config.steps.len())
+}
+
+fn real_sample(train: &Dataset, config: &CurvatureConfig) -> Result<Dataset> {
+    if config.train_images == 0 || config.train_images >= train.len() {
+        return Ok(train.clone());
+    }
+    let fraction = config.train_images as f64 / train.len() as f64;
+    let idx = fraction_per_class(train, &vec![fraction; train.num_classes()], config.seed)?;
+    train.select(&idx)
+}
+
+/// `s_0 = x_0`, `s_t = a·s_{t−1} + (1 − a)·x_t` (the paper's plotting smoothing).
+pub fn ema(values: impl Iterator<Item = f64>, a: f64) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for v in values {
+        let s = match out.last() {
+            Some(&prev) => a * prev + (1.0 - a) * v,
+            None => v,
+        };
+        out.push(s);
+    }
+    out
+}
+
+/// The training hook that measures at the configured steps.
+struct Measure<'c, 't, 'p> {
+    config: &'c CurvatureConfig,
+    targets: &'t [(&'t str, &'t Dataset)],
+    rows: Vec<Vec<TraceEstimate>>,
+    spectra: Vec<Vec<Spectrum>>,
+    progress: Progress<'p>,
+}
+
+impl Measure<'_, '_, '_> {
+    fn measure(&mut self, ctx: &StepContext<'_>) -> Result<()> {
+        let step = ctx.step;
+        for (k, (_, data)) in self.targets.iter().enumerate() {
+            let op = HessianOperator::new(ctx.bundle, ctx.params, data, self.config.batch)?;
+            let mut rng = probe_rng(self.config.seed, step, k, 0);
+            let t =
+                hessian::hutchinson_trace(&op, self.config.max_probes, self.config.tol, &mut rng)?;
+            self.rows[k].push(t);
+            if self.config.spectrum_steps.contains(&step) {
+                let s = spectrum(&op, self.config, step, k)?;
+                self.spectra[k].push(s);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Hook for Measure<'_, '_, '_> {
+    fn on_step(&mut self, ctx: &StepContext<'_>) -> Result<Control> {
+        if self.config.steps.binary_search(&ctx.step).is_ok() {
+            self.measure(ctx)?;
+            (self.progress)("curvature", self.rows[0].len(), self.config.steps.len())?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+/// Independent probe streams per (step, set, purpose), so adding a set or a step never
+/// changes the probes of another.
+fn probe_rng(seed: u64, step: usize, set: usize, purpose: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((step as u64) << 24) ^ ((set as u64) << 4) ^ purpose);
+    rng
+}
+
+fn spectrum(
+    op: &HessianOperator<'_>,
+    c: &CurvatureConfig,
+    step: usize,
+    set: usize,
+) -> Result<Spectrum> {
+    let mut rng = probe_rng(c.seed, step, set, 1);
+    let top = hessian::top_eigenvalues(op, c.top_k, c.lanczos_iters, &mut rng)?;
+    let mut rng = probe_rng(c.seed, step, set, 2);
+    let density = hessian::spectral_density(op, c.slq_probes, c.lanczos_iters, &mut rng)?;
+    let lo = density.nodes.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = density
+        .nodes
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-6);
+    let (lo, hi) = (lo - 0.05 * span, hi + 0.05 * span);
+    let grid: Vec<f64> = (0..200)
+        .map(|i| lo + (hi - lo) * i as f64 / 199.0)
+        .collect();
+    // PyHessian-style broadening: a width of about 1% of the spectrum's span.
+    let values = density.smoothed(&grid, 0.01 * span);
+    Ok(Spectrum {
+        step,
+        top_eigenvalues: top,
+        grid,
+        density: values,
+    })
+}
+
+impl CurvatureResult {
+    /// EMA-smoothed Hessian trace against the P_real step, one curve per set.
+    pub fn trace_chart(&self) -> LineChart {
+        LineChart {
+            title: "Hessian trace along P_real training".into(),
+            x_label: "training step".into(),
+            y_label: "trace of the Hessian (EMA-smoothed)".into(),
+            series: self
+                .sets
+                .iter()
+                .map(|s| {
+                    let pts = self
+                        .steps
+                        .iter()
+                        .map(|&t| t as f64)
+                        .zip(s.ema.iter().copied());
+                    Series::new(s.name.clone(), pts.collect())
+                })
+                .collect(),
+            log_x: false,
+            markers: self.steps.len() <= 30,
+        }
+    }
+
+    /// Eigenvalue densities at the last spectrum step, one curve per set.
+    pub fn spectrum_chart(&self) -> Option<LineChart> {
+        let step = self.sets.first()?.spectra.last()?.step;
+        Some(LineChart {
+            title: format!("Hessian eigenvalue density at step {step} (SLQ)"),
+            x_label: "eigenvalue".into(),
+            y_label: "density".into(),
+            series: self
+                .sets
+                .iter()
+                .filter_map(|s| {
+                    let sp = s.spectra.last()?;
+                    let pts = sp.grid.iter().copied().zip(sp.density.iter().copied());
+                    Some(Series::new(s.name.clone(), pts.collect()))
+                })
+                .collect(),
+            log_x: false,
+            markers: false,
+        })
+    }
+}
+
+/// [`curvature`] as an [`Analysis`].
+pub struct Curvature;
+
+impl Analysis for Curvature {
+    const NAME: &'static str = "curvature";
+    type Config = CurvatureConfig;
+    type Output = CurvatureResult;
+
+    fn config(budget: Budget, seed: u64) -> CurvatureConfig {
+        CurvatureConfig::for_budget(budget, seed)
+    }
+
+    fn run(
+        model: &Bundle,
+        real: RealData<'_>,
+        sets: &[NamedSet],
+        config: &CurvatureConfig,
+        progress: Progress<'_>,
+    ) -> Result<CurvatureResult> {
+        curvature(model, real, sets, config, progress)
+    }
+
+    fn figures(output: &CurvatureResult) -> Result<Vec<(String, Figure)>> {
+        let mut figures = vec![(String::new(), Figure::Lines(output.trace_chart()))];
+        if let Some(chart) = output.spectrum_chart() {
+            figures.push(("spectrum".into(), Figure::Lines(chart)));
+        }
+        Ok(figures)
+    }
+}

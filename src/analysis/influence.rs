@@ -1,0 +1,633 @@
+//! `influence` (paper §5): do single distilled images carry meaning? The influence of
+//! distilled image i on test image t is what removing i does to t's loss:
+//! `I[i, t] = loss_t(θ without i) − loss_t(θ with all)`.
+//!
+//! * Leave-one-out (the paper's method): P_dist training on the set and on the set minus i,
+//!   all from one shared initialisation, so the difference is i's effect alone (P_dist is
+//!   full-batch, hence deterministic given the initialisation).
+//! * Influence functions (no retraining): `I[i, t] ≈ (1/n) ∇ℓ_tᵀ (H + λI)⁻¹ ∇ℓ_i`, with H the
+//!   Hessian of the set's mean loss at the final parameters; `s_i = (H + λI)⁻¹ ∇ℓ_i` by
+//!   conjugate gradient on Hessian-vector products, then one `loss_jvp` pass gives the whole
+//!   test row `∇ℓ_t · s_i`.
+//!
+//! Reported: Spearman rank correlation of the two rows per distilled image, a grid of each
+//! image's top-k most influenced test images, and a semantic-consistency score: are the top-k
+//! images more alike (cosine similarity of a real-trained model's features) than k random
+//! test images of the same class?
+
+use ndarray::{Array2, Axis};
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::hessian::{conjugate_gradient, HessianOperator};
+use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
+use crate::bundle::{Bundle, Params};
+use crate::data::{fraction_per_class, Dataset};
+use crate::distill::encode_png;
+use crate::error::{Error, Result};
+use crate::report::images::image_rows;
+use crate::report::plot::BarChart;
+use crate::train::{self, evaluate, TrainConfig};
+
+/// Settings of [`influence`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluenceConfig {
+    /// P_dist steps (full batch, SGD lr 0.01, momentum 0.9).
+    pub steps: usize,
+    /// Distilled images analysed (round-robin over classes: the first of each class, then the
+    /// second...); 0 = every image. Each costs one conjugate-gradient solve.
+    pub images: usize,
+    /// Of those, how many get leave-one-out retraining (the first ones); 0 = all analysed
+    /// (the paper: 100 images, 101 trainings).
+    pub loo_images: usize,
+    /// Test images influence is measured on (class-balanced sample); 0 = all.
+    pub test_images: usize,
+    /// Damping λ of `H + λI`, added on top of the shift that makes the matrix positive
+    /// definite: away from a minimum the Hessian has negative eigenvalues, so the smallest
+    /// one is estimated by Lanczos and `1.5·|λ_min|` is added when it is negative.
+    pub damping: f64,
+    /// Lanczos steps of the smallest-eigenvalue estimate.
+    pub shift_lanczos_iters: usize,
+    /// Conjugate-gradient iterations at most per distilled image.
+    pub cg_iters: usize,
+    /// Conjugate-gradient relative-residual tolerance.
+    pub cg_tol: f64,
+    /// Most influenced test images shown and scored per distilled image (the paper's 9).
+    pub top_k: usize,
+    /// Distilled images drawn in the grid (one per class first).
+    pub grid_images: usize,
+    /// P_real steps of the real-trained feature model of the semantic score (ignored when
+    /// `feature_params` is given).
+    pub feature_steps: usize,
+    /// Parameters of a real-trained model (safetensors from `ddlens train`) for the features.
+    pub feature_params: Option<String>,
+    /// Random same-class draws of the semantic baseline per distilled image.
+    pub random_draws: usize,
+    /// Seed of the shared initialisation, the samples and the baseline draws.
+    pub seed: u64,
+}
+
+impl InfluenceConfig {
+    /// The defaults of a budget. `paper`: 300 steps, leave-one-out for every image, the whole
+    /// test set. `cpu`: 100 steps, leave-one-out for 10 images, 1,000 test images (about 6
+    /// minutes per IPC-10 set on 2 cores). `smoke`: a few steps and images.
+    pub fn for_budget(budget: Budget, seed: u64) -> InfluenceConfig {
+        let base = InfluenceConfig {
+            steps: 300,
+            images: 0,
+            loo_images: 0,
+            test_images: 0,
+            damping: 0.01,
+            shift_lanczos_iters: 20,
+            cg_iters: 100,
+            cg_tol: 1e-4,
+            top_k: 9,
+            grid_images: 10,
+            feature_steps: 235,
+            feature_params: None,
+            random_draws: 20,
+            seed,
+        };
+        match budget {
+            Budget::Paper => base,
+            Budget::Cpu => InfluenceConfig {
+                steps: 100,
+                images: 20,
+                loo_images: 10,
+                test_images: 1000,
+                cg_iters: 30,
+                cg_tol: 1e-3,
+                feature_steps: 100,
+                ..base
+            },
+            Budget::Smoke => InfluenceConfig {
+                steps: 10,
+                images: 5,
+                loo_images: 3,
+                test_images: 60,
+                cg_iters: 5,
+                cg_tol: 1e-3,
+                top_k: 3,
+                grid_images: 3,
+                feature_steps: 5,
+                random_draws: 5,
+                ..base
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "must be at least 1"));
+        }
+        if !(self.damping >= 0.0 && self.damping.is_finite()) {
+            return Err(Error::invalid("damping", "must be non-negative"));
+        }
+        if self.top_k < 2 {
+            return Err(Error::invalid(
+                "top_k",
+                "must be at least 2 (pairs are compared)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Influence of one distilled image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfluence {
+    /// Index in the distilled set.
+    pub index: usize,
+    /// Its label.
+    pub label: i64,
+    /// Leave-one-out row over the test sample (absent when not retrained).
+    pub loo: Option<Vec<f32>>,
+    /// Influence-function row over the test sample.
+    pub influence_function: Vec<f32>,
+    /// Spearman correlation of the two rows (absent without leave-one-out).
+    pub spearman: Option<f64>,
+    /// CG iterations and final relative residual.
+    pub cg_iterations: usize,
+    /// Final relative residual of CG.
+    pub cg_residual: f64,
+    /// Test-sample indices of the top-k influenced images (leave-one-out when available).
+    pub top: Vec<usize>,
+    /// Mean pairwise feature cosine similarity of the top-k test images.
+    pub top_similarity: f64,
+    /// The same for k random test images of the image's class, averaged over draws.
+    pub random_similarity: f64,
+}
+
+/// One set's influence analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfluence {
+    /// Set name.
+    pub name: String,
+    /// Test accuracy of the P_dist model trained on the whole set.
+    pub accuracy: f64,
+    /// Smallest Hessian eigenvalue estimated at the final parameters.
+    pub min_eigenvalue: f64,
+    /// The total λ of `H + λI` used by conjugate gradient.
+    pub damping_used: f64,
+    /// Per analysed distilled image, in analysis order.
+    pub images: Vec<ImageInfluence>,
+    /// Median Spearman correlation between leave-one-out and influence functions.
+    pub median_spearman: Option<f64>,
+    /// Mean top-k similarity over images.
+    pub mean_top_similarity: f64,
+    /// Mean random same-class similarity over images.
+    pub mean_random_similarity: f64,
+    /// Fraction of images whose top-k are more alike than the random baseline.
+    pub fraction_more_consistent: f64,
+}
+
+/// Result of [`influence`].
+#[derive(Debug, Clone, Serialize)]
+pub struct InfluenceResult {
+    /// Test-sample size; rows are indexed in this sample.
+    pub test_images: usize,
+    /// Index in the full test set of each sample position.
+    pub test_indices: Vec<usize>,
+    /// Test accuracy of the real-trained feature model.
+    pub feature_model_accuracy: f64,
+    /// One entry per set.
+    pub sets: Vec<SetInfluence>,
+    /// PNG grid per set (not serialised; drawn as a figure).
+    #[serde(skip)]
+    pub grids: Vec<Vec<u8>>,
+}
+
+/// Leave-one-out and influence-function analysis of each set.
+pub fn influence(
+    model: &Bundle,
+    real: RealData<'_>,
+    sets: &[NamedSet],
+    config: &InfluenceConfig,
+    progress: Progress<'_>,
+) -> Result<InfluenceResult> {
+    config.validate()?;
+    if sets.is_empty() {
+        return Err(Error::invalid("sets", "give at least one distilled set"));
+    }
+    let test_indices = sample(real.test, config.test_images, config.seed)?;
+    let test = real.test.select(&test_indices)?;
+    let (features, feature_acc) = feature_model(model, real, &test, config, progress)?;
+    let mut out = Vec::with_capacity(sets.len());
+    let mut grids = Vec::with_capacity(sets.len());
+    for set in sets {
+        set.data
+            .check_against(model.manifest())
+            .map_err(|e| Error::invalid("sets", format!("set `{}`: {e}", set.name)))?;
+        let s = one_set(model, set, &test, &features, config, progress)?;
+        grids.push(grid_png(&s, set, &test, config)?);
+        out.push(s);
+    }
+    Ok(InfluenceResult {
+        test_images: test.len(),
+        test_indices,
+        feature_model_accuracy: feature_acc,
+        sets: out,
+        grids,
+    })
+}
+
+fn sample(data: &Dataset, n: usize, seed: u64) -> Result<Vec<usize>> {
+    if n == 0 || n >= data.len() {
+        return Ok((0..data.len()).collect());
+    }
+    let f = n as f64 / data.len() as f64;
+    fraction_per_class(data, &vec![f; data.num_classes()], seed)
+}
+
+/// L2-normalised penultimate features of the test sample under a real-trained model.
+fn feature_model(
+    model: &Bundle,
+    real: RealData<'_>,
+    test: &Dataset,
+    config: &InfluenceConfig,
+    progress: Progress<'_>,
+) -> Result<(Array2<f32>, f64)> {
+    let params = match &config.feature_params {
+        Some(path) => train::load_params(std::path::Path::new(path), model.manifest())?,
+        None => {
+            let mut c = TrainConfig::p_real(1, config.seed);
+            c.max_steps = Some(config.feature_steps.max(1));
+            c.epochs = config
+                .feature_steps
+                .div_ceil(c.steps_per_epoch(real.train.len()))
+                .max(1);
+            let total = c.total_steps(real.train.len());
+            let mut hook = |ctx: &train::StepContext<'_>| {
+                progress("feature model", ctx.step, total)?;
+                Ok(train::Control::Continue)
+            };
+            let init = model.init_params(config.seed ^ 0xfea7);
+            train::train(model, init, real.train, &c, &mut [&mut hook])?.params
+        }
+    };
+    let acc = evaluate(model, &params, test)?.accuracy;
+    let order: Vec<usize> = (0..test.len()).collect();
+    let mut rows = Vec::with_capacity(test.len());
+    for b in test.batches(&order, train::EVAL_BATCH)? {
+        let f = model.forward(&params, b.images.view())?.features;
+        for r in f.axis_iter(Axis(0)) {
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            rows.push(r.mapv(|v| v / norm));
+        }
+    }
+    let dim = rows.first().map_or(0, |r| r.len());
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    let feats = Array2::from_shape_vec((test.len(), dim), flat)
+        .map_err(|e| Error::invalid("features", e.to_string()))?;
+    Ok((feats, acc))
+}
+
+fn p_dist(
+    model: &Bundle,
+    init: &Params,
+    data: &Dataset,
+    steps: usize,
+    seed: u64,
+) -> Result<Params> {
+    let c = TrainConfig::p_dist(steps, seed);
+    Ok(train::train(model, init.clone(), data, &c, &mut [])?.params)
+}
+
+/// Images given leave-one-out: round-robin over classes, in set order within a class.
+fn loo_order(set: &Dataset, limit: usize) -> Vec<usize> {
+    let by_class = set.class_indices();
+    let longest = by_class.iter().map(Vec::len).max().unwrap_or(0);
+    let mut order = Vec::with_capacity(set.len());
+    for k in 0..longest {
+        order.extend(by_class.iter().filter_map(|c| c.get(k).copied()));
+    }
+    if limit > 0 {
+        order.truncate(limit);
+    }
+    order
+}
+
+fn one_set(
+    model: &Bundle,
+    set: &NamedSet,
+    test: &Dataset,
+    features: &Array2<f32>,
+    config: &InfluenceConfig,
+    progress: Progress<'_>,
+) -> Result<SetInfluence> {
+    let data = &set.data;
+    let n = data.len();
+    let init = model.init_params(config.seed);
+    let analysed = loo_order(data, config.images);
+    let loo_count = if config.loo_images == 0 {
+        analysed.len()
+    } else {
+        config.loo_images.min(analysed.len())
+    };
+    let loo = &analysed[..loo_count];
+    let total = 1 + loo.len() + analysed.len();
+    let stage = format!("influence {}", set.name);
+    progress(&stage, 0, total)?;
+    let full = p_dist(model, &init, data, config.steps, config.seed)?;
+    let base = evaluate(model, &full, test)?;
+    progress(&stage, 1, total)?;
+
+    let mut loo_rows: Vec<Option<Vec<f32>>> = vec![None; analysed.len()];
+    for (k, &i) in loo.iter().enumerate() {
+        let keep: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+        let without = p_dist(
+            model,
+            &init,
+            &data.select(&keep)?,
+            config.steps,
+            config.seed,
+        )?;
+        let losses = evaluate(model, &without, test)?.per_example_loss;
+        let row = losses
+            .iter()
+            .zip(&base.per_example_loss)
+            .map(|(a, b)| a - b)
+            .collect();
+        loo_rows[k] = Some(row);
+        progress(&stage, 2 + k, total)?;
+    }
+
+    let op = HessianOperator::new(model, &full, data, 256)?;
+    let mut shift_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5417);
+    let start = super::hessian::rademacher(&full, &mut shift_rng);
+    let (ritz, _) =
+        super::hessian::lanczos(&op, &start, config.shift_lanczos_iters.max(2))?.eigen();
+    let min_eigenvalue = ritz.first().copied().unwrap_or(0.0);
+    let mut damping = config.damping + 1.5 * (-min_eigenvalue).max(0.0);
+    let mut images = Vec::with_capacity(analysed.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5e4a);
+    let by_class = test.class_indices();
+    for (k, (&i, loo_slot)) in analysed.iter().zip(loo_rows.iter_mut()).enumerate() {
+        let one = data.select(&[i])?;
+        let g = model
+            .grad(&full, one.images().view(), one.labels().view(), None)?
+            .grad;
+        let sol = solve(&op, &g, &mut damping, config)?;
+        let row = directional_losses(model, &full, &sol.x, test)?
+            .into_iter()
+            .map(|d| d / n as f32)
+            .collect::<Vec<f32>>();
+        let loo_row = loo_slot.take();
+        let spearman = loo_row.as_ref().map(|l| spearman(l, &row));
+        let ranking = loo_row.as_deref().unwrap_or(&row);
+        let top = top_k(ranking, config.top_k);
+        let label = data.labels()[i];
+        let top_similarity = mean_pairwise_cosine(features, &top);
+        let same_class = &by_class[label as usize];
+        let random_similarity = random_baseline(features, same_class, config, &mut rng);
+        images.push(ImageInfluence {
+            index: i,
+            label,
+            loo: loo_row,
+            influence_function: row,
+            spearman,
+            cg_iterations: sol.iterations,
+            cg_residual: sol.relative_residual,
+            top,
+            top_similarity,
+            random_similarity,
+        });
+        progress(&stage, 1 + loo.len() + k + 1, total)?;
+    }
+    let mut rhos: Vec<f64> = images.iter().filter_map(|im| im.spearman).collect();
+    rhos.sort_by(f64::total_cmp);
+    let median_spearman = (!rhos.is_empty()).then(|| median(&rhos));
+    let mean = |f: &dyn Fn(&ImageInfluence) -> f64| {
+        let v: Vec<f64> = images.iter().map(f).filter(|x| x.is_finite()).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let more = images
+        .iter()
+        .filter(|im| im.top_similarity > im.random_similarity)
+        .count();
+    Ok(SetInfluence {
+        name: set.name.clone(),
+        accuracy: base.accuracy,
+        min_eigenvalue,
+        damping_used: damping,
+        median_spearman,
+        mean_top_similarity: mean(&|im| im.top_similarity),
+        mean_random_similarity: mean(&|im| im.random_similarity),
+        fraction_more_consistent: more as f64 / images.len().max(1) as f64,
+        images,
+    })
+}
+
+/// CG on `H + λI`; Lanczos' smallest Ritz value only bounds the smallest eigenvalue from
+/// above, so on meeting negative curvature the shift doubles (kept for later images, so every
+/// image of a set shares one λ unless an early one had to raise it).
+fn solve(
+    op: &HessianOperator<'_>,
+    g: &Params,
+    damping: &mut f64,
+    config: &InfluenceConfig,
+) -> Result<super::hessian::CgSolution> {
+    let mut last = None;
+    for _ in 0..6 {
+        match conjugate_gradient(op, g, *damping, config.cg_iters, config.cg_tol) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                last = Some(e);
+                *damping = (*damping * 2.0).max(1e-3);
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// `∇ℓ_t · v` for every test example, batched through `loss_jvp`.
+fn directional_losses(
+    model: &Bundle,
+    params: &Params,
+    v: &Params,
+    test: &Dataset,
+) -> Result<Vec<f32>> {
+    let order: Vec<usize> = (0..test.len()).collect();
+    let mut out = Vec::with_capacity(test.len());
+    for b in test.batches(&order, train::EVAL_BATCH)? {
+        out.extend(model.loss_jvp(params, v, b.images.view(), b.labels.view())?);
+    }
+    Ok(out)
+}
+
+fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+fn mean_pairwise_cosine(features: &Array2<f32>, idx: &[usize]) -> f64 {
+    let mut sum = 0.0f64;
+    let mut pairs = 0usize;
+    for (a, &i) in idx.iter().enumerate() {
+        for &j in &idx[a + 1..] {
+            sum += features.row(i).dot(&features.row(j)) as f64;
+            pairs += 1;
+        }
+    }
+    if pairs == 0 {
+        f64::NAN
+    } else {
+        sum / pairs as f64
+    }
+}
+
+fn random_baseline(
+    features: &Array2<f32>,
+    same_class: &[usize],
+    config: &InfluenceConfig,
+    rng: &mut ChaCha8Rng,
+) -> f64 {
+    if same_class.len() < 2 || config.random_draws == 0 {
+        return f64::NAN;
+    }
+    let k = config.top_k.min(same_class.len());
+    let total: f64 = (0..config.random_draws)
+        .map(|_| {
+            let pick: Vec<usize> = same_class.choose_multiple(rng, k).copied().collect();
+            mean_pairwise_cosine(features, &pick)
+        })
+        .sum();
+    total / config.random_draws as f64
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
+/// Average ranks (ties share the mean of their positions), 1-based.
+fn ranks(v: &[f32]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson correlation of average ranks).
+pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        f64::NAN
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+fn grid_png(
+    s: &SetInfluence,
+    set: &NamedSet,
+    test: &Dataset,
+    config: &InfluenceConfig,
+) -> Result<Vec<u8>> {
+    let shown = config.grid_images.max(1).min(s.images.len());
+    let rows: Vec<Vec<_>> = s.images[..shown]
+        .iter()
+        .map(|im| {
+            let mut row = vec![set.data.images().index_axis(Axis(0), im.index)];
+            row.extend(im.top.iter().map(|&t| test.images().index_axis(Axis(0), t)));
+            row
+        })
+        .collect();
+    encode_png(&image_rows(&rows)?)
+}
+
+impl InfluenceResult {
+    /// Per set: mean pairwise similarity of the top-k influenced test images against random
+    /// same-class images.
+    pub fn consistency_chart(&self) -> BarChart {
+        BarChart {
+            title: "Semantic consistency of the most influenced test images".into(),
+            y_label: "mean pairwise feature cosine similarity".into(),
+            categories: self.sets.iter().map(|s| s.name.clone()).collect(),
+            groups: vec![
+                (
+                    "top-k influenced".into(),
+                    self.sets.iter().map(|s| s.mean_top_similarity).collect(),
+                ),
+                (
+                    "random, same class".into(),
+                    self.sets.iter().map(|s| s.mean_random_similarity).collect(),
+                ),
+            ],
+        }
+    }
+}
+
+/// [`influence`] as an [`Analysis`].
+pub struct Influence;
+
+impl Analysis for Influence {
+    const NAME: &'static str = "influence";
+    type Config = InfluenceConfig;
+    type Output = InfluenceResult;
+
+    fn config(budget: Budget, seed: u64) -> InfluenceConfig {
+        InfluenceConfig::for_budget(budget, seed)
+    }
+
+    fn run(
+        model: &Bundle,
+        real: RealData<'_>,
+        sets: &[NamedSet],
+        config: &InfluenceConfig,
+        progress: Progress<'_>,
+    ) -> Result<InfluenceResult> {
+        influence(model, real, sets, config, progress)
+    }
+
+    fn figures(output: &InfluenceResult) -> Result<Vec<(String, Figure)>> {
+        let mut figs = vec![(String::new(), Figure::Bars(output.consistency_chart()))];
+        for (s, png) in output.sets.iter().zip(&output.grids) {
+            let suffix = format!("top-{}", sanitize(&s.name));
+            figs.push((suffix, Figure::Png(png.clone())));
+        }
+        Ok(figs)
+    }
+}
+
+/// A set name usable in a file name.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,516 @@
+//! `mixing` (paper §3, "can distilled data replace real data?"): each set plus `k` real
+//! images per class, trained with P_dist (full batch, SGD lr 0.01, momentum 0.9, no weight
+//! decay), beside a random real set of the same per-class size plus the same extras.
+//!
+//! The extras are nested class-balanced real subsets drawn once from the seed: per class, one
+//! random order of the real training images; the extras for `k` are the first `k` of every
+//! class, so the `k = 2` images are among the `k = 10` ones, and every set gets the same
+//! extras. A random baseline takes, per class, the images that follow the largest `k` in that
+//! order, so it never shares an image with the extras. Run `r` of every (set, k) starts from
+//! the same initialisation (seed `seed + r`), so differences between curves are not noise of
+//! the initialisation. The published finding: a few real images *lower* the accuracy of
+//! distilled sets, and all curves meet near `k = 250`.
+//!
+//! The helpers [`test_sample`] and [`train_and_test`] are shared with the other training-based
+//! analyses.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
+use crate::bundle::Bundle;
+use crate::data::{class_balanced, fraction_per_class, Dataset};
+use crate::error::{Error, Result};
+use crate::report::plot::{LineChart, Series};
+use crate::train::{evaluate, train, Control, EvalSummary, Hook, StepContext, TrainConfig};
+
+/// Settings of [`mixing`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixingConfig {
+    /// Real images per class added to each set, strictly increasing (`0` = the set alone).
+    pub ks: Vec<usize>,
+    /// Trainings per (set, k); run `r` is seeded with `seed + r`.
+    pub runs: usize,
+    /// P_dist steps (full batch).
+    pub steps: usize,
+    /// P_dist learning rate (a set's learned rate is not used: P_dist is one fixed protocol).
+    pub lr: f32,
+    /// Also train the random real baseline (same per-class counts as the set, plus extras).
+    pub baseline: bool,
+    /// Test images the accuracy is measured on (a class-balanced sample); 0 = the whole split.
+    pub test_images: usize,
+    /// Seed of the real draws, the test sample and (plus the run index) every training.
+    pub seed: u64,
+}
+
+impl MixingConfig {
+    /// The defaults of a budget.
+    ///
+    /// * paper: k in {0, 2, 10, 50, 250}, 5 runs of 300 steps, the whole test split;
+    /// * cpu: k in {0, 2, 10}, 1 run of 40 steps, 1,000 test images. Every full-batch step
+    ///   costs in proportion to the set plus its extras (IPC 10 + k = 50 is 600 images, about
+    ///   2.3 s per step for ConvNet-3 on 2 cores; k = 250 is 2,600), so the large ks are what
+    ///   the CPU budget cannot afford; 40 steps reach within about a point of 100 steps on
+    ///   IPC-10 Fashion-MNIST sets;
+    /// * smoke: k in {0, 2, 5}, 2 runs of 10 steps, 300 test images.
+    pub fn for_budget(budget: Budget, seed: u64) -> MixingConfig {
+        let (ks, runs, steps, test_images) = match budget {
+            Budget::Paper => (vec![0, 2, 10, 50, 250], 5, 300, 0),
+            Budget::Cpu => (vec![0, 2, 10], 1, 40, 1_000),
+            Budget::Smoke => (vec![0, 2, 5], 2, 10, 300),
+        };
+        MixingConfig {
+            ks,
+            runs,
+            steps,
+            lr: 0.01,
+            baseline: true,
+            test_images,
+            seed,
+        }
+    }
+
+    /// Rejects nonsensical settings, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.ks.is_empty() {
+            return Err(Error::invalid("ks", "give at least one k"));
+        }
+        if self.ks.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::invalid(
+                "ks",
+                format!("must be strictly increasing, got {:?}", self.ks),
+            ));
+        }
+        if self.runs == 0 {
+            return Err(Error::invalid("runs", "must be at least 1"));
+        }
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "lr",
+                format!("must be positive and finite, got {}", self.lr),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The training configuration of run `run` (P_dist with this config's steps and lr).
+    pub fn train_config(&self, run: usize) -> TrainConfig {
+        TrainConfig {
+            lr: self.lr,
+            ..TrainConfig::p_dist(self.steps, self.seed.wrapping_add(run as u64))
+        }
+    }
+}
+
+/// What a curve is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CurveKind {
+    /// A set given by the caller.
+    Distilled,
+    /// A random real set with the same per-class counts.
+    Baseline,
+}
+
+/// Accuracy of one (set, k).
+#[derive(Debug, Clone, Serialize)]
+pub struct MixingPoint {
+    /// Real images added per class.
+    pub k: usize,
+    /// Training-set size (set + k × classes).
+    pub train_size: usize,
+    /// Test accuracy of each run.
+    pub accuracies: Vec<f64>,
+    /// Mean accuracy.
+    pub mean: f64,
+    /// Sample standard deviation over runs (0 for one run).
+    pub std: f64,
+}
+
+/// One set's accuracy against k.
+#[derive(Debug, Clone, Serialize)]
+pub struct MixingCurve {
+    /// Set name (the baseline: `random-ipc<n>`).
+    pub name: String,
+    /// A given set or a random baseline.
+    pub kind: CurveKind,
+    /// Images in the set itself.
+    pub set_size: usize,
+    /// Images per class in the set itself.
+    pub class_counts: Vec<usize>,
+    /// For a given set: the name of its baseline curve (when baselines were trained).
+    pub baseline: Option<String>,
+    /// For a baseline: its real training images (indices into the real training split).
+    pub indices: Option<Vec<usize>>,
+    /// One point per k, in the order of `ks`.
+    pub points: Vec<MixingPoint>,
+    /// Mean accuracy at each k minus the mean at the first k (negative: real images hurt).
+    pub change_vs_first_k: Vec<f64>,
+    /// For a given set: its mean accuracy minus its baseline's at each k.
+    pub gap_to_baseline: Option<Vec<f64>>,
+}
+
+/// Result of [`mixing`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MixingResult {
+    /// Real images per class added.
+    pub ks: Vec<usize>,
+    /// Runs per (set, k).
+    pub runs: usize,
+    /// P_dist steps.
+    pub steps: usize,
+    /// P_dist learning rate.
+    pub lr: f64,
+    /// Test images the accuracies are measured on.
+    pub test_images: usize,
+    /// Per class, the real training images drawn (indices into the real training split) in
+    /// draw order: the extras for `k` are the first `k` of every class.
+    pub extras_per_class: Vec<Vec<usize>>,
+    /// The given sets in order, then the baselines.
+    pub curves: Vec<MixingCurve>,
+}
+
+/// The nested class-balanced extras: one index list (into `train`) per `k`, classes in
+/// order, the first `k` of every class's draw. The list for a smaller `k` is, class by class,
+/// a prefix of the list for a larger one. Same seed, same extras.
+pub fn extras(train: &Dataset, ks: &[usize], seed: u64) -> Result<Vec<Vec<usize>>> {
+    let largest = ks.iter().copied().max().unwrap_or(0);
+    let per_class = draw_per_class(train, largest, seed)?;
+    Ok(ks
+        .iter()
+        .map(|&k| take_per_class(&per_class, 0, k))
+        .collect())
+}
+
+/// Per class, `n` random real images of `train` in draw order (one seeded random order per
+/// class; a smaller `n` gives a prefix of a larger one).
+pub(crate) fn draw_per_class(train: &Dataset, n: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+    if n == 0 {
+        return Ok(vec![Vec::new(); train.num_classes()]);
+    }
+    let flat = class_balanced(train, n, seed)?;
+    Ok(flat.chunks(n).map(<[usize]>::to_vec).collect())
+}
+
+/// Positions `from..from + k` of every class's draw, classes in order.
+fn take_per_class(per_class: &[Vec<usize>], from: usize, k: usize) -> Vec<usize> {
+    per_class
+        .iter()
+        .flat_map(|c| c[from..from + k].iter().copied())
+        .collect()
+}
+
+/// A random real set standing beside one or more given sets with the same per-class counts.
+#[derive(Debug, Clone)]
+pub(crate) struct Baseline {
+    /// `random-ipc<n>` (or `random-<counts>` for unbalanced sets).
+    pub name: String,
+    /// Per-class counts.
+    pub counts: Vec<usize>,
+    /// Indices into the real training split.
+    pub indices: Vec<usize>,
+    /// The images.
+    pub data: Dataset,
+}
+
+/// One random real baseline per distinct per-class count vector among `sets`, taking per
+/// class positions `skip..skip + count` of a seeded draw (so `skip` images per class stay
+/// free for extras). Returns the baselines and, per set, the index of its baseline.
+pub(crate) fn baselines(
+    train: &Dataset,
+    sets: &[NamedSet],
+    skip: usize,
+    seed: u64,
+) -> Result<(Vec<Baseline>, Vec<usize>)> {
+    let counts: Vec<Vec<usize>> = sets.iter().map(|s| s.data.class_counts()).collect();
+    let most = counts.iter().flatten().copied().max().unwrap_or(0);
+    let per_class = draw_per_class(train, skip + most, seed)?;
+    let mut out: Vec<Baseline> = Vec::new();
+    let mut of_set = Vec::with_capacity(sets.len());
+    for c in &counts {
+        if let Some(i) = out.iter().position(|b| &b.counts == c) {
+            of_set.push(i);
+            continue;
+        }
+        let indices: Vec<usize> = per_class
+            .iter()
+            .zip(c)
+            .flat_map(|(class, &n)| class[skip..skip + n].iter().copied())
+            .collect();
+        let mut name = if c.iter().all(|&n| n == c[0]) {
+            format!("random-ipc{}", c[0])
+        } else {
+            let parts: Vec<String> = c.iter().map(usize::to_string).collect();
+            format!("random-{}", parts.join("-"))
+        };
+        while sets.iter().any(|s| s.name == name) || out.iter().any(|b| b.name == name) {
+            name.push_str("-baseline");
+        }
+        let data = train.select(&indices)?.with_name(name.clone());
+        of_set.push(out.len());
+        out.push(Baseline {
+            name,
+            counts: c.clone(),
+            indices,
+            data,
+        });
+    }
+    Ok((out, of_set))
+}
+
+/// A class-balanced sample of about `n` test images (0 or `n >= len`: the whole split).
+pub(crate) fn test_sample(test: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
+    if n == 0 || n >= test.len() {
+        return Ok(test.clone());
+    }
+    let fraction = n as f64 / test.len() as f64;
+    let idx = fraction_per_class(test, &vec![fraction; test.num_classes()], seed)?;
+    test.select(&idx)
+}
+
+/// Trains a fresh model (`model.init_params(config.seed)`) on `data` with `config` and returns
+/// its accuracy on `test`. `on_step(step)` is called after every update; its error stops
+/// training and is returned.
+pub(crate) fn train_and_test(
+    model: &Bundle,
+    data: &Dataset,
+    config: &TrainConfig,
+    test: &Dataset,
+    on_step: &mut dyn FnMut(usize) -> Result<()>,
+) -> Result<f64> {
+    let mut hook = |ctx: &StepContext<'_>| {
+        if ctx.step > 0 {
+            on_step(ctx.step)?;
+        }
+        Ok(Control::Continue)
+    };
+    let hooks: &mut [&mut dyn Hook] = &mut [&mut hook];
+    let out = train(model, model.init_params(config.seed), data, config, hooks)?;
+    Ok(evaluate(model, &out.params, test)?.accuracy)
+}
+
+/// `x` as the f64 with the same shortest decimal form (0.01f32 becomes 0.01, not
+/// 0.009999999776482582), so results read the same whether serialised as JSON text or as a
+/// `serde_json::Value`.
+pub(crate) fn shortest_f64(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+/// Checks that every set has the real data's image shape and classes, naming the set.
+pub(crate) fn check_sets(real: &Dataset, sets: &[NamedSet]) -> Result<()> {
+    for s in sets {
+        if s.data.input_shape() != real.input_shape() || s.data.num_classes() != real.num_classes()
+        {
+            return Err(Error::invalid(
+                "sets",
+                format!(
+                    "set `{}` has images {:?} and {} classes, the real data {:?} and {}",
+                    s.name,
+                    s.data.input_shape(),
+                    s.data.num_classes(),
+                    real.input_shape(),
+                    real.num_classes()
+                ),
+            ));
+        }
+        if s.data.is_empty() {
+            return Err(Error::invalid("sets", format!("set `{}` is empty", s.name)));
+        }
+    }
+    Ok(())
+}
+
+/// One curve to train: a given set or a baseline.
+struct CurvePlan<'a> {
+    name: String,
+    kind: CurveKind,
+    data: &'a Dataset,
+    /// The name of a set's baseline curve.
+    baseline: Option<String>,
+    /// A baseline's real training indices.
+    indices: Option<Vec<usize>>,
+}
+
+/// Trains every set (and its random baseline) plus `k` real images per class for every `k`
+/// of `config.ks`, `config.runs` times with P_dist, and measures test accuracy.
+pub fn mixing(
+    model: &Bundle,
+    real: RealData<'_>,
+    sets: &[NamedSet],
+    config: &MixingConfig,
+    progress: Progress<'_>,
+) -> Result<MixingResult> {
+    config.validate()?;
+    if sets.is_empty() {
+        return Err(Error::invalid(
+            "sets",
+            "give at least one set (the baseline copies its per-class counts)",
+        ));
+    }
+    check_sets(real.train, sets)?;
+    let largest = *config.ks.last().expect("validated non-empty");
+    let per_class = draw_per_class(real.train, largest, config.seed)?;
+    let extra_sets: Vec<Dataset> = config
+        .ks
+        .iter()
+        .map(|&k| real.train.select(&take_per_class(&per_class, 0, k)))
+        .collect::<Result<_>>()?;
+    let (bases, base_of) = if config.baseline {
+        baselines(real.train, sets, largest, config.seed)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let test = test_sample(real.test, config.test_images, config.seed)?;
+
+    let mut plan: Vec<CurvePlan<'_>> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| CurvePlan {
+            name: s.name.clone(),
+            kind: CurveKind::Distilled,
+            data: &s.data,
+            baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
+            indices: None,
+        })
+        .collect();
+    plan.extend(bases.iter().map(|b| CurvePlan {
+        name: b.name.clone(),
+        kind: CurveKind::Baseline,
+        data: &b.data,
+        baseline: None,
+        indices: Some(b.indices.clone()),
+    }));
+
+    let total = plan.len() * config.ks.len() * config.runs * config.steps;
+    let mut done = 0usize;
+    progress("mixing", 0, total)?;
+    let mut curves = Vec::with_capacity(plan.len());
+    for CurvePlan {
+        name,
+        kind,
+        data,
+        baseline,
+        indices,
+    } in plan
+    {
+        let mut points = Vec::with_capacity(config.ks.len());
+        for (&k, extra) in config.ks.iter().zip(&extra_sets) {
+            let mixed = if k == 0 {
+                data.clone()
+            } else {
+                data.concat(extra)?
+            };
+            let mut accuracies = Vec::with_capacity(config.runs);
+            for run in 0..config.runs {
+                let tc = config.train_config(run);
+                let base = done;
+                let acc = train_and_test(model, &mixed, &tc, &test, &mut |step| {
+                    progress("mixing", base + step, total)
+                })?;
+                done = base + config.steps;
+                accuracies.push(acc);
+            }
+            let s = EvalSummary::from_runs(name.as_str(), mixed.len(), accuracies);
+            points.push(MixingPoint {
+                k,
+                train_size: s.train_size,
+                accuracies: s.accuracies,
+                mean: s.mean,
+                std: s.std,
+            });
+        }
+        let first = points[0].mean;
+        curves.push(MixingCurve {
+            name,
+            kind,
+            set_size: data.len(),
+            class_counts: data.class_counts(),
+            baseline,
+            indices,
+            change_vs_first_k: points.iter().map(|p| p.mean - first).collect(),
+            points,
+            gap_to_baseline: None,
+        });
+    }
+    let means: Vec<(String, Vec<f64>)> = curves
+        .iter()
+        .map(|c| (c.name.clone(), c.points.iter().map(|p| p.mean).collect()))
+        .collect();
+    for c in &mut curves {
+        let Some(base) = &c.baseline else { continue };
+        if let Some((_, b)) = means.iter().find(|(n, _)| n == base) {
+            c.gap_to_baseline = Some(c.points.iter().zip(b).map(|(p, b)| p.mean - b).collect());
+        }
+    }
+    progress("mixing", total, total)?;
+    Ok(MixingResult {
+        ks: config.ks.clone(),
+        runs: config.runs,
+        steps: config.steps,
+        lr: shortest_f64(config.lr),
+        test_images: test.len(),
+        extras_per_class: per_class,
+        curves,
+    })
+}
+
+impl MixingResult {
+    /// Mean test accuracy against `k + 1` (log axis, so that k = 0 shows), one curve per set
+    /// and per baseline.
+    pub fn chart(&self) -> LineChart {
+        LineChart {
+            title: format!(
+                "Distilled + k real images per class (P_dist {} steps, {} run{})",
+                self.steps,
+                self.runs,
+                if self.runs == 1 { "" } else { "s" }
+            ),
+            x_label: "k + 1 (k = real images added per class; log scale)".into(),
+            y_label: "test accuracy".into(),
+            series: self
+                .curves
+                .iter()
+                .map(|c| {
+                    let pts = c.points.iter().map(|p| ((p.k + 1) as f64, p.mean));
+                    let name = match c.kind {
+                        CurveKind::Distilled => c.name.clone(),
+                        CurveKind::Baseline => format!("{} (baseline)", c.name),
+                    };
+                    Series::new(name, pts.collect())
+                })
+                .collect(),
+            log_x: true,
+            markers: true,
+        }
+    }
+}
+
+/// [`mixing`] as an [`Analysis`].
+pub struct Mixing;
+
+impl Analysis for Mixing {
+    const NAME: &'static str = "mixing";
+    type Config = MixingConfig;
+    type Output = MixingResult;
+
+    fn config(budget: Budget, seed: u64) -> MixingConfig {
+        MixingConfig::for_budget(budget, seed)
+    }
+
+    fn run(
+        model: &Bundle,
+        real: RealData<'_>,
+        sets: &[NamedSet],
+        config: &MixingConfig,
+        progress: Progress<'_>,
+    ) -> Result<MixingResult> {
+        mixing(model, real, sets, config, progress)
+    }
+
+    fn figures(output: &MixingResult) -> Result<Vec<(String, Figure)>> {
+        Ok(vec![(String::new(), Figure::Lines(output.chart()))])
+    }
+}

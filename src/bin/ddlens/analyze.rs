@@ -1,0 +1,294 @@
+//! `ddlens analyze <name>`: the paper's analyses. Every analysis shares [`CommonArgs`] (model,
+//! data, the distilled sets, budget, seed, output folder, `--set key=value` overrides) and runs
+//! through [`run`], which loads everything, drives a progress bar and writes
+//! `OUT/<name>.json` plus the PNG figures.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
+use ddlens::progress::Progress;
+use ddlens::{Error, Result};
+
+use super::{open_model_and_data, DataArgs};
+
+/// The analyses.
+#[derive(Subcommand)]
+pub(crate) enum AnalyzeCommand {
+    /// Pixel-value distributions of real vs distilled images (per channel), with range statistics.
+    Pixels(CommonArgs),
+    /// Hessian trace (Hutchinson), top eigenvalues (Lanczos) and eigenvalue density (SLQ) along one P_real run, on real data and on each set.
+    Curvature(CommonArgs),
+    /// Leave-one-out retraining vs influence functions per distilled image, top-k influenced test images, semantic consistency.
+    Influence(CommonArgs),
+    /// Each set plus k real images per class (nested real extras), trained with P_dist, beside
+    /// a random real set of the same size plus the same extras: accuracy against k.
+    Mixing(CommonArgs),
+    /// Each set and a random baseline under other training setups (epochs, lr, batch size,
+    /// plain SGD, other architectures): accuracy change against the standard evaluation.
+    Sensitivity(CommonArgs),
+    /// Recognition of distilled images by models trained on real data (ConvNet-3, ConvNet-Tiny,
+    /// MLP by default; trained here with P_real unless `--set params=...` gives them): fraction
+    /// classified as their label, per set, model and class.
+    Recognition(CommonArgs),
+    /// Agreement of distilled-trained models' test predictions with accuracy-matched models
+    /// trained on random real subsets (pool A) and early-stopped real runs (pool B). The pools
+    /// can be trained in parallel with `--shard I/N` and gathered with `--merge`.
+    Agreement(AgreementArgs),
+    /// One P_real run: accuracy and loss on each set and on the test set along training.
+    RecognitionOverTraining(CommonArgs),
+}
+
+/// Options every analysis takes.
+#[derive(Args)]
+pub(crate) struct CommonArgs {
+    /// Distilled sets to analyse (safetensors, .npz, or images.npy with labels.npy beside it);
+    /// several are compared side by side.
+    #[arg(value_name = "SET")]
+    pub sets: Vec<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Compute budget: paper (the paper's protocol), cpu (minutes on 2 cores) or smoke.
+    #[arg(long, default_value = "cpu", value_parser = parse_budget)]
+    pub budget: Budget,
+    /// Seed of every random draw of the analysis.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Override a setting of the analysis: `--set key=JSON` (e.g. `--set ks=[0,2,10]`); see
+    /// docs/analyses.md for every key. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Output folder (`<name>.json` and the figures).
+    #[arg(long, default_value = "ddlens-out/analysis")]
+    pub out: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// Runs the chosen analysis.
+pub(crate) fn cmd_analyze(command: AnalyzeCommand) -> Result<()> {
+    match command {
+        AnalyzeCommand::Pixels(args) => run::<analysis::pixels::Pixels>(&args),
+        AnalyzeCommand::Curvature(args) => run::<analysis::curvature::Curvature>(&args),
+        AnalyzeCommand::Influence(args) => run::<analysis::influence::Influence>(&args),
+        AnalyzeCommand::Mixing(args) => run::<analysis::mixing::Mixing>(&args),
+        AnalyzeCommand::Sensitivity(args) => run::<analysis::sensitivity::Sensitivity>(&args),
+        AnalyzeCommand::Recognition(mut args) => {
+            default_params_out(&mut args);
+            run::<analysis::recognition::Recognition>(&args)
+        }
+        AnalyzeCommand::Agreement(args) => run_agreement(&args),
+        AnalyzeCommand::RecognitionOverTraining(args) => {
+            run::<analysis::recognition_over_training::RecognitionOverTraining>(&args)
+        }
+    }
+}
+
+/// Turns `--set key=value` pairs into one JSON object; a value that is not JSON is a string.
+fn overrides_json(pairs: &[String]) -> Result<Option<String>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("--set", format!("`{pair}` is not KEY=VALUE")))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        map.insert(key.trim().to_string(), value);
+    }
+    Ok(Some(serde_json::Value::Object(map).to_string()))
+}
+
+/// Reads the sets named on the command line; two files with the same stem get the parent
+/// folder's name prefixed so legends stay distinct.
+pub(crate) fn read_sets(paths: &[PathBuf]) -> Result<Vec<NamedSet>> {
+    let mut sets: Vec<NamedSet> = paths
+        .iter()
+        .map(|p| NamedSet::read(p))
+        .collect::<Result<_>>()?;
+    for i in 0..sets.len() {
+        if sets.iter().filter(|s| s.name == sets[i].name).count() > 1 {
+            let parent = paths[i]
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| i.to_string());
+            sets[i].name = format!("{parent}/{}", sets[i].name);
+        }
+    }
+    Ok(sets)
+}
+
+/// Loads model, data and sets, runs `A` with a progress bar and writes its results.
+pub(crate) fn run<A: Analysis>(args: &CommonArgs) -> Result<()> {
+    let (bundle, splits) = open_model_and_data(&args.data)?;
+    let sets = read_sets(&args.sets)?;
+    for s in &sets {
+        s.data.check_against(bundle.manifest())?;
+    }
+    let overrides = overrides_json(&args.overrides)?;
+    let config = analysis::config_with::<A>(args.budget, args.seed, overrides.as_deref())?;
+    let info = RunInfo {
+        model: bundle.name().to_string(),
+        dataset: args.data.dataset.to_string(),
+        budget: args.budget,
+        seed: args.seed,
+    };
+    let bar = Progress::new(A::NAME, 1);
+    let mut stage = String::new();
+    let mut progress = |label: &str, done: usize, total: usize| {
+        if label != stage {
+            stage = label.to_string();
+            bar.restart(label, total as u64);
+        }
+        bar.set(done as u64, "");
+        Ok(())
+    };
+    let real = RealData {
+        train: &splits.train,
+        test: &splits.test,
+    };
+    let (json, saved) = analysis::run_and_save::<A>(
+        &bundle,
+        real,
+        &sets,
+        &config,
+        &info,
+        Some(&args.out),
+        &mut progress,
+    )?;
+    bar.finish();
+    let saved = saved.expect("an output folder was given");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON value prints")
+        );
+    } else {
+        eprintln!("wrote {}", saved.json.display());
+        for f in &saved.figures {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+// ---- recognition and agreement: their extra options ----
+
+/// `recognition`: unless `--set params_out=...` says otherwise, the parameters of the models
+/// trained by the analysis go to `OUT/recognition-params/<bundle>.safetensors`, ready for
+/// `--set params=...` next time.
+fn default_params_out(args: &mut CommonArgs) {
+    if !args.overrides.iter().any(|o| {
+        o.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == "params_out")
+    }) {
+        let dir = args.out.join("recognition-params");
+        let value = serde_json::Value::String(dir.display().to_string());
+        args.overrides.push(format!("params_out={value}"));
+    }
+}
+
+/// `ddlens analyze agreement`: the common options plus sharding of the model pools.
+#[derive(Args)]
+pub(crate) struct AgreementArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Train only shard I of N of the pool jobs (pool A members then pool B runs; job j when
+    /// j % N == I) and write their test predictions to OUT/agreement-pool-<I>of<N>.safetensors;
+    /// no result is computed and no set is needed. Same settings and seed in every shard.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "merge")]
+    pub shard: Option<analysis::agreement::Shard>,
+    /// Gather the pool files of all N shards (files, or folders holding
+    /// agreement-pool-*.safetensors; repeatable or comma-separated), train the distilled-set
+    /// models and write the result, identical to an unsharded run.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub merge: Vec<PathBuf>,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<analysis::agreement::Shard, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// A progress callback drawing `bar`, restarted at each new stage.
+fn bar_callback(bar: &Progress) -> impl FnMut(&str, usize, usize) -> Result<()> + '_ {
+    let mut stage = String::new();
+    move |label: &str, done: usize, total: usize| {
+        if label != stage {
+            stage = label.to_string();
+            bar.restart(label, total as u64);
+        }
+        bar.set(done as u64, "");
+        Ok(())
+    }
+}
+
+/// `agreement` in one process, as one shard of the pools, or as the merge of the shards.
+fn run_agreement(args: &AgreementArgs) -> Result<()> {
+    use analysis::agreement::{self as ag, Agreement};
+    if args.shard.is_none() && args.merge.is_empty() {
+        return run::<Agreement>(&args.common);
+    }
+    let common = &args.common;
+    let (bundle, splits) = open_model_and_data(&common.data)?;
+    let overrides = overrides_json(&common.overrides)?;
+    let config =
+        analysis::config_with::<Agreement>(common.budget, common.seed, overrides.as_deref())?;
+    let real = RealData {
+        train: &splits.train,
+        test: &splits.test,
+    };
+    let bar = Progress::new(Agreement::NAME, 1);
+    let mut progress = bar_callback(&bar);
+    if let Some(shard) = args.shard {
+        let pool = ag::train_pool_shard(&bundle, real, &config, shard, &mut progress)?;
+        bar.finish();
+        std::fs::create_dir_all(&common.out).map_err(|e| Error::io(&common.out, e))?;
+        let path = common.out.join(shard.file_name());
+        pool.write(&path)?;
+        eprintln!(
+            "wrote {} ({} pool members of shard {shard})",
+            path.display(),
+            pool.members.len()
+        );
+        return Ok(());
+    }
+    let sets = read_sets(&common.sets)?;
+    for s in &sets {
+        s.data.check_against(bundle.manifest())?;
+    }
+    let shards = ag::read_pool_files(&args.merge)?;
+    let fingerprint = ag::pool_fingerprint(&bundle, real, &config)?;
+    let pool = ag::merge_pool(&shards, &fingerprint, &config)?;
+    let output = ag::agreement_from_pool(&bundle, real, &sets, &config, &pool, &mut progress)?;
+    bar.finish();
+    let info = RunInfo {
+        model: bundle.name().to_string(),
+        dataset: common.data.dataset.to_string(),
+        budget: common.budget,
+        seed: common.seed,
+    };
+    let figures = Agreement::figures(&output)?;
+    let saved = analysis::save(&common.out, Agreement::NAME, &info, &output, &figures)?;
+    if common.json {
+        let json = serde_json::to_value(&output)
+            .map_err(|e| Error::invalid("result", format!("cannot serialise: {e}")))?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON value prints")
+        );
+    } else {
+        eprintln!("wrote {}", saved.json.display());
+        for f in &saved.figures {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
+}

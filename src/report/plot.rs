@@ -1,0 +1,460 @@
+//! PNG figures of the analyses: line charts (curves, densities), annotated heat maps and
+//! grouped bar charts. Drawing is plotters into an RGB buffer; encoding is the `png` crate and
+//! the write is atomic. Text uses the bundled DejaVu Sans (assets/fonts), so figures look the
+//! same on every machine and need no system fonts.
+
+use std::path::Path;
+
+use ndarray::Array3;
+use once_cell::sync::Lazy;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+use serde::Serialize;
+
+use crate::distill::encode_png;
+use crate::error::{Error, Result};
+use crate::train::write_atomic;
+
+/// Figure size in pixels (width, height) of every chart unless the chart says otherwise.
+pub const FIGURE_SIZE: (u32, u32) = (960, 600);
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+static FONT_REGISTERED: Lazy<bool> = Lazy::new(|| {
+    register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+        && register_font("sans-serif", FontStyle::Bold, FONT).is_ok()
+});
+
+/// One named curve: `(x, y)` points in drawing order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// Points, drawn joined in this order.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series from a name and points.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+}
+
+/// Curves on shared axes (accuracy curves, densities, EMA-smoothed traces...).
+#[derive(Debug, Clone, Serialize)]
+pub struct LineChart {
+    /// Title above the plot.
+    pub title: String,
+    /// X-axis label.
+    pub x_label: String,
+    /// Y-axis label.
+    pub y_label: String,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Logarithmic x axis (x values must be positive; non-positive points are dropped).
+    pub log_x: bool,
+    /// Draw a marker at every point (for short curves such as k = 0, 2, 10, 50, 250).
+    pub markers: bool,
+}
+
+/// A matrix of values with row and column labels, each cell annotated with its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heatmap {
+    /// Title above the plot.
+    pub title: String,
+    /// One label per row (drawn top to bottom).
+    pub rows: Vec<String>,
+    /// One label per column.
+    pub cols: Vec<String>,
+    /// `values[row][col]`; NaN cells are drawn grey.
+    pub values: Vec<Vec<f64>>,
+    /// What the colour encodes (shown under the title).
+    pub value_label: String,
+}
+
+/// Bars grouped by category, one colour per group (e.g. categories = architectures, groups =
+/// distilled sets).
+#[derive(Debug, Clone, Serialize)]
+pub struct BarChart {
+    /// Title above the plot.
+    pub title: String,
+    /// Y-axis label.
+    pub y_label: String,
+    /// Category labels along the x axis.
+    pub categories: Vec<String>,
+    /// `(group name, one value per category)`.
+    pub groups: Vec<(String, Vec<f64>)>,
+}
+
+/// The colour of the `i`-th series, shared by every chart so a set keeps its colour.
+pub fn series_color(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Draws `chart` to a PNG file at `path`.
+pub fn write_line_chart(path: &Path, chart: &LineChart) -> Result<()> {
+    render(path, FIGURE_SIZE, |root| draw_lines(root, chart))
+}
+
+/// Draws `map` to a PNG file at `path`.
+pub fn write_heatmap(path: &Path, map: &Heatmap) -> Result<()> {
+    if map.values.len() != map.rows.len() || map.values.iter().any(|r| r.len() != map.cols.len()) {
+        return Err(Error::invalid(
+            "heatmap",
+            format!(
+                "{} row labels and {} column labels do not match the {}-row value matrix",
+                map.rows.len(),
+                map.cols.len(),
+                map.values.len()
+            ),
+        ));
+    }
+    let w = (200 + 110 * map.cols.len() as u32).max(600);
+    let h = (140 + 44 * map.rows.len() as u32).max(300);
+    render(path, (w, h), |root| draw_heatmap(root, map))
+}
+
+/// Draws `chart` to a PNG file at `path`.
+pub fn write_bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
+    if chart
+        .groups
+        .iter()
+        .any(|(_, v)| v.len() != chart.categories.len())
+    {
+        return Err(Error::invalid(
+            "bar chart",
+            "every group needs one value per category",
+        ));
+    }
+    render(path, FIGURE_SIZE, |root| draw_bars(root, chart))
+}
+
+type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error + 'static>>;
+
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(&Root<'_>) -> DrawResult,
+) -> Result<()> {
+    if !*FONT_REGISTERED {
+        return Err(Error::invalid(
+            "font",
+            "the bundled DejaVu Sans could not be loaded",
+        ));
+    }
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        draw(&root).map_err(|e| Error::invalid("figure", format!("{}: {e}", path.display())))?;
+        root.present()
+            .map_err(|e| Error::invalid("figure", format!("{}: {e}", path.display())))?;
+    }
+    let pic = Array3::from_shape_vec((h as usize, w as usize, 3), buf)
+        .map_err(|e| Error::invalid("figure", e.to_string()))?;
+    write_atomic(path, &encode_png(&pic)?)
+}
+
+/// Axis range covering `values` with a 5% margin (a unit range around a single value).
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        return (lo - 0.5, hi + 0.5);
+    }
+    let pad = 0.05 * (hi - lo);
+    (lo - pad, hi + pad)
+}
+
+fn draw_lines(root: &Root<'_>, chart: &LineChart) -> DrawResult {
+    root.fill(&WHITE)?;
+    let keep = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!chart.log_x || x > 0.0);
+    let xs = || {
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().filter(|p| keep(p)).map(|p| p.0))
+    };
+    let ys = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| keep(p)).map(|p| p.1));
+    let (y0, y1) = padded_range(ys);
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(&chart.title, ("sans-serif", 26))
+        .margin(16)
+        .x_label_area_size(52)
+        .y_label_area_size(72);
+    if chart.log_x {
+        let lo = xs().fold(f64::INFINITY, f64::min);
+        let hi = xs().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() {
+            (lo / 1.3, hi * 1.3)
+        } else {
+            (1.0, 10.0)
+        };
+        let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), y0..y1)?;
+        ctx.configure_mesh()
+            .x_label_formatter(&|v| short_number(*v))
+            .x_desc(&chart.x_label)
+            .y_desc(&chart.y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for (i, s) in chart.series.iter().enumerate() {
+            let pts: Vec<_> = s.points.iter().copied().filter(|p| keep(p)).collect();
+            draw_series_on(&mut ctx, i, &s.name, pts, chart.markers)?;
+        }
+        finish_legend(&mut ctx)?;
+    } else {
+        let (x0, x1) = padded_range(xs());
+        let mut ctx = builder.build_cartesian_2d(x0..x1, y0..y1)?;
+        ctx.configure_mesh()
+            .x_desc(&chart.x_label)
+            .y_desc(&chart.y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for (i, s) in chart.series.iter().enumerate() {
+            let pts: Vec<_> = s.points.iter().copied().filter(|p| keep(p)).collect();
+            draw_series_on(&mut ctx, i, &s.name, pts, chart.markers)?;
+        }
+        finish_legend(&mut ctx)?;
+    }
+    Ok(())
+}
+
+fn draw_series_on<'a, X>(
+    ctx: &mut ChartContext<
+        'a,
+        BitMapBackend<'a>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+    i: usize,
+    name: &str,
+    pts: Vec<(f64, f64)>,
+    markers: bool,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64>,
+{
+    let color = series_color(i);
+    ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    if markers {
+        ctx.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    Ok(())
+}
+
+fn finish_legend<'a, X>(
+    ctx: &mut ChartContext<
+        'a,
+        BitMapBackend<'a>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64>,
+{
+    ctx.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 16))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    Ok(())
+}
+
+/// A tick label without trailing zeros: `10`, `2.5`, `0.05`.
+fn short_number(v: f64) -> String {
+    let text = if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    };
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Blue (low) to white to red (high) diverging colour for `t` in [0, 1].
+fn diverging(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64, u: f64| (a + (b - a) * u).round() as u8;
+    if t < 0.5 {
+        let u = t / 0.5;
+        RGBColor(
+            lerp(59.0, 247.0, u),
+            lerp(76.0, 247.0, u),
+            lerp(192.0, 247.0, u),
+        )
+    } else {
+        let u = (t - 0.5) / 0.5;
+        RGBColor(
+            lerp(247.0, 180.0, u),
+            lerp(247.0, 4.0, u),
+            lerp(247.0, 38.0, u),
+        )
+    }
+}
+
+fn draw_heatmap(root: &Root<'_>, map: &Heatmap) -> DrawResult {
+    root.fill(&WHITE)?;
+    let (rows, cols) = (map.rows.len(), map.cols.len());
+    let finite = map
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite());
+    let max_abs = finite.fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let caption = format!("{} ({})", map.title, map.value_label);
+    let mut ctx = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(180)
+        .build_cartesian_2d(0.0..cols as f64, 0.0..rows as f64)?;
+    let row_labels = map.rows.clone();
+    let col_labels = map.cols.clone();
+    ctx.configure_mesh()
+        .disable_mesh()
+        .x_labels(cols * 2 + 1)
+        .y_labels(rows * 2 + 1)
+        .x_label_formatter(&|x| label_at(&col_labels, *x))
+        .y_label_formatter(&|y| label_at_rev(&row_labels, *y))
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for (r, row) in map.values.iter().enumerate() {
+        let y = (rows - 1 - r) as f64;
+        for (c, &v) in row.iter().enumerate() {
+            let x = c as f64;
+            let fill = if v.is_finite() {
+                diverging(0.5 + 0.5 * v / max_abs)
+            } else {
+                RGBColor(200, 200, 200)
+            };
+            ctx.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            let text = if v.is_finite() {
+                format_cell(v)
+            } else {
+                "n/a".into()
+            };
+            ctx.draw_series(std::iter::once(Text::new(
+                text,
+                (x + 0.5, y + 0.5),
+                ("sans-serif", 16).into_font().color(&BLACK).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                ),
+            )))?;
+        }
+    }
+    Ok(())
+}
+
+fn format_cell(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The label of the cell whose centre is at `x` (labels sit at half-integers).
+fn label_at(labels: &[String], x: f64) -> String {
+    let k = x - 0.5;
+    if (k - k.round()).abs() < 1e-6 && k >= -1e-6 {
+        labels.get(k.round() as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+fn label_at_rev(labels: &[String], y: f64) -> String {
+    let k = y - 0.5;
+    if (k - k.round()).abs() < 1e-6 && k >= -1e-6 {
+        let r = k.round() as usize;
+        labels
+            .len()
+            .checked_sub(1 + r)
+            .and_then(|i| labels.get(i))
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+fn draw_bars(root: &Root<'_>, chart: &BarChart) -> DrawResult {
+    root.fill(&WHITE)?;
+    let n_cat = chart.categories.len().max(1);
+    let n_grp = chart.groups.len().max(1);
+    let values = chart.groups.iter().flat_map(|(_, v)| v.iter().copied());
+    let (lo, hi) = padded_range(values.chain(std::iter::once(0.0)));
+    let cats = chart.categories.clone();
+    let mut ctx = ChartBuilder::on(root)
+        .caption(&chart.title, ("sans-serif", 26))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..n_cat as f64, lo.min(0.0)..hi)?;
+    ctx.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n_cat * 2 + 1)
+        .x_label_formatter(&|x| label_at(&cats, *x))
+        .y_desc(&chart.y_label)
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    let width = 0.8 / n_grp as f64;
+    for (g, (name, vals)) in chart.groups.iter().enumerate() {
+        let color = series_color(g);
+        ctx.draw_series(
+            vals.iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(c, &v)| {
+                    let x0 = c as f64 + 0.1 + g as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width * 0.92, v)], color.filled())
+                }),
+        )?
+        .label(name.as_str())
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    ctx.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 16))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}

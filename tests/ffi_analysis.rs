@@ -1,0 +1,595 @@
+//! The analyses through the C ABI (src/ffi/analysis.rs), called in-process: `ddl_analyze_pixels`,
+//! `_curvature` and `_influence` return exactly the JSON of the Rust API
+//! (`ddlens::analysis::run_and_save` with the same settings) and write the same result folder;
+//! errors name the argument or settings field; a NULL name keeps the default `set<i>`; the
+//! progress callback cancels.
+
+mod common;
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr::{null, null_mut};
+
+use ddlens::analysis::curvature::Curvature;
+use ddlens::analysis::influence::Influence;
+use ddlens::analysis::pixels::Pixels;
+use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
+use ddlens::ffi::*;
+use ddlens::Dataset;
+
+const MODEL: &str = "tiny-1x8x8";
+const SEED: u64 = 7;
+
+/// The settings every comparison uses: the smoke budget, made smaller still.
+const PIXELS_OPTIONS: &str = r#"{"bins": 30, "real_images": 60}"#;
+const CURVATURE_OPTIONS: &str =
+    r#"{"steps": [0, 2, 4], "train_images": 30, "batch": 30, "spectrum_steps": [4]}"#;
+const INFLUENCE_OPTIONS: &str =
+    r#"{"steps": 8, "loo_images": 2, "test_images": 30, "cg_iters": 4, "feature_steps": 3}"#;
+
+/// The signature every `ddl_analyze_*` entry shares.
+type AnalyzeFn = unsafe extern "C" fn(
+    *const DdlBundle,
+    *const DdlDataset,
+    *const DdlDataset,
+    *const *const DdlDistilledSet,
+    *const *const c_char,
+    usize,
+    DdlBudget,
+    *const c_char,
+    u64,
+    *const c_char,
+    DdlProgressFn,
+    *mut c_void,
+    *mut *mut c_char,
+) -> DdlStatus;
+
+fn runtime() {
+    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
+    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
+}
+
+fn last_error() -> String {
+    unsafe { CStr::from_ptr(ddl_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Asserts a status and that the thread's message mentions every `needles`.
+#[track_caller]
+fn expect(status: DdlStatus, want: DdlStatus, needles: &[&str]) {
+    let msg = last_error();
+    assert_eq!(status, want, "message: {msg}");
+    for n in needles {
+        assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
+    }
+}
+
+#[track_caller]
+fn ok(status: DdlStatus) {
+    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// Takes a library string and frees it.
+fn take_string(s: *mut c_char) -> String {
+    assert!(!s.is_null());
+    let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned();
+    unsafe { ddl_string_free(s) };
+    text
+}
+
+/// A Rust dataset as a C handle holding the same floats (and name).
+fn handle(d: &Dataset) -> *mut DdlDataset {
+    let x = d.images().as_slice().unwrap();
+    let y = d.labels().as_slice().unwrap();
+    let [c, h, w] = d.input_shape();
+    let shape = [d.len(), c, h, w];
+    let name = cstr(d.name());
+    let mut out = null_mut();
+    ok(unsafe {
+        ddl_dataset_from_memory(
+            x.as_ptr().cast(),
+            DDL_DTYPE_F32,
+            shape.as_ptr(),
+            4,
+            y.as_ptr(),
+            d.len(),
+            d.num_classes(),
+            null(),
+            null(),
+            name.as_ptr(),
+            &mut out,
+        )
+    });
+    out
+}
+
+/// The model, the real splits and two distilled sets, both as C handles and as Rust values.
+/// The sets are named "toy" and NULL (so the second gets the default name `set1`).
+struct Fixture {
+    bundle: *mut DdlBundle,
+    train: *mut DdlDataset,
+    test: *mut DdlDataset,
+    sets: Vec<*mut DdlDistilledSet>,
+    rust_bundle: ddlens::Bundle,
+    rust_train: Dataset,
+    rust_test: Dataset,
+    rust_sets: Vec<NamedSet>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        runtime();
+        let path = cstr(common::models_dir().join(MODEL).to_str().unwrap());
+        let mut bundle = null_mut();
+        ok(unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) });
+        let rust_train = common::banded_dataset(90, 1);
+        let rust_test = common::banded_dataset(45, 2);
+        let mut sets = Vec::new();
+        let mut rust_sets = Vec::new();
+        for (i, (name, n)) in [("toy", 9), ("set1", 6)].into_iter().enumerate() {
+            let data = common::banded_dataset(n, 3 + i as u64);
+            let d = handle(&data);
+            let mut set = null_mut();
+            ok(unsafe { ddl_distilled_create(d, null(), null(), &mut set) });
+            unsafe { ddl_dataset_free(d) };
+            sets.push(set);
+            rust_sets.push(NamedSet {
+                name: name.into(),
+                data,
+                lr: None,
+            });
+        }
+        Fixture {
+            bundle,
+            train: handle(&rust_train),
+            test: handle(&rust_test),
+            sets,
+            rust_bundle: common::open(MODEL),
+            rust_train,
+            rust_test,
+            rust_sets,
+        }
+    }
+
+    /// Calls `f` with the fixture's handles, `names` and `options`; the JSON text on success.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        f: AnalyzeFn,
+        names: Option<&[*const c_char]>,
+        budget: DdlBudget,
+        options: Option<&str>,
+        out_dir: Option<&Path>,
+        progress: DdlProgressFn,
+        user_data: *mut c_void,
+    ) -> (DdlStatus, Option<String>) {
+        let sets: Vec<*const DdlDistilledSet> = self.sets.iter().map(|s| s.cast_const()).collect();
+        let options = options.map(cstr);
+        let out_dir = out_dir.map(|p| cstr(p.to_str().unwrap()));
+        let mut json = null_mut();
+        let status = unsafe {
+            f(
+                self.bundle,
+                self.train,
+                self.test,
+                sets.as_ptr(),
+                names.map_or(null(), <[_]>::as_ptr),
+                sets.len(),
+                budget,
+                options.as_ref().map_or(null(), |o| o.as_ptr()),
+                SEED,
+                out_dir.as_ref().map_or(null(), |o| o.as_ptr()),
+                progress,
+                user_data,
+                &mut json,
+            )
+        };
+        if status == DdlStatus::Ok {
+            (status, Some(take_string(json)))
+        } else {
+            assert!(json.is_null(), "no result after a failure");
+            (status, None)
+        }
+    }
+
+    /// `A` through the C entry `f` and through `run_and_save`, each into its own folder: the
+    /// JSON strings and the written files must be identical.
+    fn compare<A: Analysis>(&self, f: AnalyzeFn, options: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let (c_dir, rust_dir) = (dir.path().join("c"), dir.path().join("rust"));
+        let toy = cstr("toy");
+        let names = [toy.as_ptr(), null()];
+        let (status, got) = self.call(
+            f,
+            Some(&names),
+            DDL_BUDGET_SMOKE,
+            Some(options),
+            Some(&c_dir),
+            None,
+            null_mut(),
+        );
+        ok(status);
+        let got = got.unwrap();
+
+        let config = analysis::config_with::<A>(Budget::Smoke, SEED, Some(options)).unwrap();
+        let info = RunInfo {
+            model: self.rust_bundle.name().to_string(),
+            dataset: self.rust_train.name().to_string(),
+            budget: Budget::Smoke,
+            seed: SEED,
+        };
+        let real = RealData {
+            train: &self.rust_train,
+            test: &self.rust_test,
+        };
+        let (want, saved) = analysis::run_and_save::<A>(
+            &self.rust_bundle,
+            real,
+            &self.rust_sets,
+            &config,
+            &info,
+            Some(&rust_dir),
+            &mut analysis::no_progress,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            serde_json::to_string(&want).unwrap(),
+            "{}: the C result differs from the Rust API's",
+            A::NAME
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        let names: Vec<&str> = parsed["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"toy") && names.contains(&"set1"),
+            "{}: set names {names:?}",
+            A::NAME
+        );
+
+        // The same files, with the same bytes: `<name>.json` and every figure.
+        let saved = saved.unwrap();
+        let json_name = format!("{}.json", A::NAME);
+        assert_eq!(saved.json, rust_dir.join(&json_name));
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(
+            read(&c_dir.join(&json_name)),
+            read(&saved.json),
+            "{json_name}"
+        );
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&read(&c_dir.join(&json_name))).unwrap();
+        assert_eq!(envelope["analysis"], A::NAME);
+        assert_eq!(envelope["info"]["budget"], "smoke");
+        assert!(
+            same_values(&envelope["result"], &parsed),
+            "{json_name} holds another result than the one returned"
+        );
+        assert!(!saved.figures.is_empty(), "{} draws figures", A::NAME);
+        for fig in &saved.figures {
+            let name = fig.file_name().unwrap();
+            assert!(name.to_string_lossy().ends_with(".png"));
+            let bytes = read(&c_dir.join(name));
+            assert!(bytes.starts_with(b"\x89PNG"), "{}", name.to_string_lossy());
+            assert_eq!(bytes, read(fig), "{}", name.to_string_lossy());
+        }
+        let mut files: Vec<_> = std::fs::read_dir(&c_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 1 + saved.figures.len(), "{files:?}");
+    }
+}
+
+/// Whether two JSON values are equal, numbers compared by value: the returned JSON and
+/// `<name>.json` must print every `f32` field with the same digits (`0.17469114`, not the
+/// widened `0.17469114065170288`).
+fn same_values(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_values(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_values(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        unsafe {
+            for &s in &self.sets {
+                ddl_distilled_free(s);
+            }
+            ddl_dataset_free(self.train);
+            ddl_dataset_free(self.test);
+            ddl_bundle_free(self.bundle);
+        }
+    }
+}
+
+#[test]
+fn pixels_matches_the_rust_api() {
+    Fixture::new().compare::<Pixels>(ddl_analyze_pixels, PIXELS_OPTIONS);
+}
+
+#[test]
+fn curvature_matches_the_rust_api() {
+    Fixture::new().compare::<Curvature>(ddl_analyze_curvature, CURVATURE_OPTIONS);
+}
+
+#[test]
+fn influence_matches_the_rust_api() {
+    Fixture::new().compare::<Influence>(ddl_analyze_influence, INFLUENCE_OPTIONS);
+}
+
+#[test]
+fn without_out_dir_or_names_the_result_is_the_same_with_default_names() {
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: Option<&Path>| {
+        let (status, json) = fx.call(
+            ddl_analyze_pixels,
+            None,
+            DDL_BUDGET_SMOKE,
+            Some(PIXELS_OPTIONS),
+            out,
+            None,
+            null_mut(),
+        );
+        ok(status);
+        json.unwrap()
+    };
+    let with = run(Some(dir.path()));
+    let without = run(None);
+    assert_eq!(with, without);
+    // No names: every set is `set<i>`.
+    let v: serde_json::Value = serde_json::from_str(&without).unwrap();
+    let names: Vec<&str> = v["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| n.starts_with("set"))
+        .collect();
+    assert_eq!(names, ["set0", "set1"]);
+    assert!(dir.path().join("pixels.json").is_file());
+}
+
+#[test]
+fn errors_name_the_argument_or_the_field() {
+    let fx = Fixture::new();
+    let sets: Vec<*const DdlDistilledSet> = fx.sets.iter().map(|s| s.cast_const()).collect();
+    let mut json = null_mut();
+
+    // NULL handles.
+    let s = unsafe {
+        ddl_analyze_pixels(
+            null(),
+            fx.train,
+            fx.test,
+            sets.as_ptr(),
+            null(),
+            sets.len(),
+            DDL_BUDGET_SMOKE,
+            null(),
+            0,
+            null(),
+            None,
+            null_mut(),
+            &mut json,
+        )
+    };
+    expect(
+        s,
+        DdlStatus::NullArgument,
+        &["ddl_analyze_pixels", "`bundle`"],
+    );
+    assert!(json.is_null());
+    let s = unsafe {
+        ddl_analyze_curvature(
+            fx.bundle,
+            fx.train,
+            null(),
+            sets.as_ptr(),
+            null(),
+            sets.len(),
+            DDL_BUDGET_SMOKE,
+            null(),
+            0,
+            null(),
+            None,
+            null_mut(),
+            &mut json,
+        )
+    };
+    expect(
+        s,
+        DdlStatus::NullArgument,
+        &["ddl_analyze_curvature", "`test_set`"],
+    );
+    let s = unsafe {
+        ddl_analyze_influence(
+            fx.bundle,
+            fx.train,
+            fx.test,
+            sets.as_ptr(),
+            null(),
+            sets.len(),
+            DDL_BUDGET_SMOKE,
+            null(),
+            0,
+            null(),
+            None,
+            null_mut(),
+            null_mut(),
+        )
+    };
+    expect(s, DdlStatus::NullArgument, &["`out_json`"]);
+    let with_null = [sets[0], null()];
+    let s = unsafe {
+        ddl_analyze_pixels(
+            fx.bundle,
+            fx.train,
+            fx.test,
+            with_null.as_ptr(),
+            null(),
+            2,
+            DDL_BUDGET_SMOKE,
+            null(),
+            0,
+            null(),
+            None,
+            null_mut(),
+            &mut json,
+        )
+    };
+    expect(s, DdlStatus::NullArgument, &["`sets[1]`"]);
+    // A NULL array with a nonzero count is an error, not "no sets".
+    let s = unsafe {
+        ddl_analyze_pixels(
+            fx.bundle,
+            fx.train,
+            fx.test,
+            null(),
+            null(),
+            2,
+            DDL_BUDGET_SMOKE,
+            null(),
+            0,
+            null(),
+            None,
+            null_mut(),
+            &mut json,
+        )
+    };
+    expect(s, DdlStatus::NullArgument, &["`sets`"]);
+
+    // A budget that does not exist.
+    let analyses: [(AnalyzeFn, &str); 3] = [
+        (ddl_analyze_pixels, "ddl_analyze_pixels"),
+        (ddl_analyze_curvature, "ddl_analyze_curvature"),
+        (ddl_analyze_influence, "ddl_analyze_influence"),
+    ];
+    for (f, name) in analyses {
+        let (s, _) = fx.call(f, None, 7, None, None, None, null_mut());
+        expect(s, DdlStatus::InvalidArgument, &[name, "`budget`", "7"]);
+    }
+
+    // Settings: an unknown field, a mistyped value, not an object, not JSON.
+    let (s, _) = fx.call(
+        ddl_analyze_pixels,
+        None,
+        DDL_BUDGET_SMOKE,
+        Some(r#"{"bins": 10, "bogus_field": 1}"#),
+        None,
+        None,
+        null_mut(),
+    );
+    expect(
+        s,
+        DdlStatus::InvalidArgument,
+        &["ddl_analyze_pixels", "bogus_field", "bins"],
+    );
+    let (s, _) = fx.call(
+        ddl_analyze_curvature,
+        None,
+        DDL_BUDGET_SMOKE,
+        Some(r#"{"steps": "many"}"#),
+        None,
+        None,
+        null_mut(),
+    );
+    expect(s, DdlStatus::InvalidArgument, &["curvature options"]);
+    for bad in ["[1, 2]", "{bins"] {
+        let (s, _) = fx.call(
+            ddl_analyze_influence,
+            None,
+            DDL_BUDGET_SMOKE,
+            Some(bad),
+            None,
+            None,
+            null_mut(),
+        );
+        expect(s, DdlStatus::InvalidArgument, &["influence options"]);
+    }
+    // "" is the budget's defaults, like NULL.
+    let (s, _) = fx.call(
+        ddl_analyze_pixels,
+        None,
+        DDL_BUDGET_SMOKE,
+        Some(""),
+        None,
+        None,
+        null_mut(),
+    );
+    ok(s);
+}
+
+/// Counts progress reports in `user_data` (a `usize`) and cancels at the third.
+unsafe extern "C" fn cancel_at_third(user_data: *mut c_void, _step: u64, _total: u64) -> c_int {
+    let calls = unsafe { &mut *user_data.cast::<usize>() };
+    *calls += 1;
+    c_int::from(*calls >= 3)
+}
+
+/// Counts progress reports and checks that `step` never passes `total`.
+unsafe extern "C" fn count(user_data: *mut c_void, step: u64, total: u64) -> c_int {
+    assert!(step <= total, "{step} of {total}");
+    unsafe { *user_data.cast::<usize>() += 1 };
+    0
+}
+
+#[test]
+fn progress_reports_and_a_nonzero_answer_cancels() {
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (f, options) in [
+        (ddl_analyze_curvature as AnalyzeFn, CURVATURE_OPTIONS),
+        (ddl_analyze_influence, INFLUENCE_OPTIONS),
+    ] {
+        let mut calls = 0usize;
+        let (s, _) = fx.call(
+            f,
+            None,
+            DDL_BUDGET_SMOKE,
+            Some(options),
+            None,
+            Some(count),
+            (&mut calls as *mut usize).cast(),
+        );
+        ok(s);
+        assert!(calls >= 3, "{calls} progress reports");
+
+        let mut calls = 0usize;
+        let out = dir.path().join("cancelled");
+        let (s, json) = fx.call(
+            f,
+            None,
+            DDL_BUDGET_SMOKE,
+            Some(options),
+            Some(&out),
+            Some(cancel_at_third),
+            (&mut calls as *mut usize).cast(),
+        );
+        expect(s, DdlStatus::Cancelled, &["progress callback"]);
+        assert!(json.is_none());
+        assert_eq!(calls, 3, "the call stops at the first nonzero answer");
+        assert!(!out.exists(), "a cancelled analysis writes no results");
+    }
+}
