@@ -998,9 +998,12 @@ DdlStatus ddl_distill(const struct DdlBundle *bundle,
 // weight decay, minibatches of `batch`, `epochs` epochs, parameters saved at the start and
 // after every epoch; with `dsa`, every minibatch is augmented per image with the standard DSA
 // strategy (without flips on MNIST). Expert `i` draws from stream `i` of `seed`, so each is
-// reproducible on its own. Each expert is written as soon as it is done and the index
-// (`experts.json`) last; an index left in `out_dir` by an earlier generation is removed first,
-// so an interrupted or cancelled generation is never taken for a complete one.
+// reproducible on its own. Every expert's parameters and state are saved after every epoch
+// and the index (`experts.json`) last; an index left in `out_dir` by an earlier generation is
+// removed first, so an interrupted or cancelled generation is never taken for a complete one.
+// Calling again with the same arguments continues an interrupted or cancelled generation to
+// the same files as an uninterrupted one; if `out_dir` holds experts made with other settings
+// the call fails (`DDL_STATUS_BUNDLE` naming the file) before touching anything.
 //
 // `progress` (may be NULL) is called with `user_data` before the first epoch and after each,
 // counting epochs over all experts (`total` = `num_experts * epochs`); a nonzero return cancels

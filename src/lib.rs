@@ -28,6 +28,7 @@ pub mod ffi;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+mod safetensors_io;
 pub mod train;
 
 pub use bundle::{Bundle, Params, Role};

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ddlens::augment::Dsa;
 use ddlens::distill::{
-    generate_experts, save_experts, trajectory_matching, ExpertConfig, ExpertDir, ExpertSource,
+    generate_experts, generate_experts_into, save_experts, trajectory_matching, ExpertConfig, ExpertDir, ExpertSource,
     InnerLoop, InnerSgd, IterContext, Method, Mtt, MttConfig, Synthetic, Trajectory,
 };
 use ddlens::{Bundle, Dataset};
@@ -93,6 +93,68 @@ fn experts_are_deterministic_and_stored_losslessly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("tiny-1x8x8"), "{err}");
+}
+
+#[test]
+fn interrupted_expert_generation_resumes_to_the_same_files() {
+    let b = open(MODEL);
+    let real = real_data(60, 1);
+    // Momentum, so that the optimiser's velocity is part of the state to resume.
+    let config = ExpertConfig {
+        momentum: 0.5,
+        ..expert_config(true)
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let index =
+        generate_experts_into(whole.path(), &b, &real, 2, &config, 9, &mut |_, _| Ok(())).unwrap();
+    let in_memory = generate_experts(&b, &real, 2, &config, 9, &mut |_, _| {}).unwrap();
+    let stored = ExpertDir::open(whole.path(), b.manifest()).unwrap();
+    assert_eq!(stored.load_all().unwrap(), in_memory, "same as generate_experts");
+
+    // Stop in the middle of expert 1 (after its second epoch), then call again.
+    let part = tempfile::tempdir().unwrap();
+    let err = generate_experts_into(part.path(), &b, &real, 2, &config, 9, &mut |e, ep| {
+        if (e, ep) == (1, 2) {
+            Err(ddlens::Error::Cancelled("test".into()))
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(err, ddlens::Error::Cancelled(_)), "{err}");
+    assert!(
+        ExpertDir::open(part.path(), b.manifest()).is_err(),
+        "no index beside an unfinished generation"
+    );
+    let mut calls = Vec::new();
+    let resumed = generate_experts_into(part.path(), &b, &real, 2, &config, 9, &mut |e, ep| {
+        calls.push((e, ep));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(resumed, index);
+    assert_eq!(calls, [(0, 4), (1, 2), (1, 3), (1, 4)], "only the rest is trained");
+    for e in 0..2 {
+        for ep in 0..=4 {
+            let path = |d: &std::path::Path| ddlens::distill::expert_checkpoint_path(d, e, ep);
+            assert_eq!(
+                std::fs::read(path(whole.path())).unwrap(),
+                std::fs::read(path(part.path())).unwrap(),
+                "expert {e} epoch {ep} differs after resuming"
+            );
+        }
+    }
+
+    // Other settings on the same folder: refused before anything is touched.
+    let other = ExpertConfig {
+        lr: 0.01,
+        ..config.clone()
+    };
+    let err = generate_experts_into(part.path(), &b, &real, 2, &other, 9, &mut |_, _| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state.json") && err.contains("other settings"), "{err}");
+    assert!(ExpertDir::open(part.path(), b.manifest()).is_ok(), "index kept");
 }
 
 fn synthetic_from_real(real: &Dataset, ipc: usize) -> Synthetic {

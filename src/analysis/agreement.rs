@@ -21,7 +21,6 @@
 //! jobs ([`Shard`] `i/n` takes the jobs with `j % n == i`) in separate processes, write them
 //! to pool files, and [`merge_pool`] gives exactly the members of an unsharded run.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -508,8 +507,9 @@ impl PoolShard {
             "shard": self.shard.to_string(),
             "fingerprint": self.fingerprint,
         });
-        let meta: HashMap<String, String> = [(POOL_FORMAT.to_string(), header.to_string())].into();
-        let bytes = safetensors::serialize(views, Some(meta)).map_err(bad)?;
+        let meta: std::collections::BTreeMap<String, String> =
+            [(POOL_FORMAT.to_string(), header.to_string())].into();
+        let bytes = crate::safetensors_io::serialize(views, &meta).map_err(bad)?;
         write_atomic(path, &bytes)
     }
 

@@ -81,7 +81,8 @@ enum Command {
     /// Distil a dataset: random, herding, dm, dc, dsa, mtt or bptt. Writes DIR/<method>-ipc<k>.{safetensors,png,json,ckpt}.
     Distill(DistillArgs),
     /// Generate MTT expert trajectories (SGD on real data, parameters saved every epoch) once,
-    /// for `ddlens distill --method mtt --experts DIR`.
+    /// for `ddlens distill --method mtt --experts DIR`. Run it again to continue an
+    /// interrupted generation.
     Experts(ExpertsArgs),
     /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
     #[command(subcommand)]
@@ -784,8 +785,8 @@ fn expert_config(epochs: usize, lr: f32, batch: usize, dsa: Option<Dsa>) -> Expe
     }
 }
 
-/// Trains `n` experts one after the other, writing each to `dir` as soon as it is done and
-/// the index last, with a progress bar over all epochs.
+/// Trains `n` experts into `dir` (continuing an interrupted generation with the same
+/// settings), with a progress bar over all epochs.
 fn generate_experts_into(
     dir: &Path,
     bundle: &Bundle,
@@ -797,20 +798,18 @@ fn generate_experts_into(
     if n == 0 {
         return Err(Error::invalid("num-experts", "must be at least 1"));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let bar = Progress::new("experts", (n * config.epochs) as u64);
-    for i in 0..n {
-        let mut progress = |expert: usize, epoch: usize| {
-            bar.set(
-                (expert * config.epochs + epoch) as u64,
-                format!("expert {}/{n}, epoch {epoch}/{}", expert + 1, config.epochs),
-            )
-        };
-        let t = distill::generate_expert(bundle, train_set, config, seed, i, &mut progress)?;
-        distill::save_expert(dir, bundle.manifest(), i, &t)?;
-    }
+    let mut progress = |expert: usize, epoch: usize| {
+        bar.set(
+            (expert * config.epochs + epoch) as u64,
+            format!("expert {}/{n}, epoch {epoch}/{}", expert + 1, config.epochs),
+        );
+        Ok(())
+    };
+    let index =
+        distill::generate_experts_into(dir, bundle, train_set, n, config, seed, &mut progress)?;
     bar.finish();
-    distill::write_expert_index(dir, bundle.manifest(), n, config.epochs, config, seed)
+    Ok(index)
 }
 
 /// MTT's experts: `--experts DIR`, or those generated earlier into `<out>/experts` with the

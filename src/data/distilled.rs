@@ -126,7 +126,7 @@ impl DistilledSet {
             tensors.push(("lr", view(Dtype::F32, vec![], &lr[..])));
         }
         let map = self.meta.to_map(self.data.num_classes());
-        safetensors::serialize(tensors, Some(map))
+        crate::safetensors_io::serialize(tensors, &map)
             .map_err(|e| Error::invalid("distilled set", format!("cannot encode: {e}")))
     }
 }

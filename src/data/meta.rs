@@ -44,8 +44,8 @@ pub struct DistilledMeta {
 
 impl DistilledMeta {
     /// The metadata map to write; reserved keys override same-named `extra` keys.
-    pub(crate) fn to_map(&self, num_classes: usize) -> HashMap<String, String> {
-        let mut map: HashMap<String, String> = self
+    pub(crate) fn to_map(&self, num_classes: usize) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = self
             .extra
             .iter()
             .filter(|(k, _)| !RESERVED.contains(&k.as_str()))

@@ -8,7 +8,7 @@
 //! and `run`, the JSON fingerprint compared on resume. Values are stored bit for bit (f32
 //! little endian), so a resumed run continues from exactly the same numbers.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ndarray::{Array1, Array4, ArrayD, IxDyn};
@@ -96,7 +96,7 @@ impl Checkpoint {
                 Ok((name.clone(), view))
             })
             .collect::<Result<Vec<_>>>()?;
-        let meta: HashMap<String, String> = [
+        let meta: BTreeMap<String, String> = [
             ("format", CHECKPOINT_FORMAT.to_string()),
             ("version", CHECKPOINT_VERSION.to_string()),
             ("iteration", self.iteration.to_string()),
@@ -106,7 +106,7 @@ impl Checkpoint {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        safetensors::serialize(views, Some(meta))
+        crate::safetensors_io::serialize(views, &meta)
             .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))
     }
 

@@ -134,45 +134,99 @@ pub fn generate_expert_with(
     index: usize,
     progress: &mut dyn FnMut(usize, usize) -> Result<()>,
 ) -> Result<Trajectory> {
+    check_inputs(bundle, real, config)?;
+    let mut run = ExpertRun::start(bundle, config, seed, index);
+    let mut checkpoints = vec![run.params.clone()];
+    while run.epoch < config.epochs {
+        run.train_epoch(bundle, real, config)?;
+        checkpoints.push(run.params.clone());
+        progress(index, run.epoch)?;
+    }
+    Ok(Trajectory { checkpoints })
+}
+
+/// Rejects bad settings and data before any training.
+pub(super) fn check_inputs(bundle: &Bundle, real: &Dataset, config: &ExpertConfig) -> Result<()> {
     config.validate()?;
     real.check_against(bundle.manifest())?;
     if real.is_empty() {
         return Err(Error::invalid("real", "the real training set is empty"));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(index as u64);
-    let mut params = bundle.init_params(rng.next_u64());
-    let mut sgd = Sgd::new(SgdConfig {
-        momentum: config.momentum,
-        weight_decay: 0.0,
-    });
-    let mut checkpoints = vec![params.clone()];
-    let mut order: Vec<usize> = (0..real.len()).collect();
-    for epoch in 0..config.epochs {
-        order.shuffle(&mut rng);
+    Ok(())
+}
+
+/// One expert in training: everything needed to continue it, so that it can stop after any
+/// epoch and resume bit-identically (see `expert_store`).
+pub(super) struct ExpertRun {
+    /// Expert number (its random stream).
+    pub index: usize,
+    /// Epochs done.
+    pub epoch: usize,
+    /// Current parameters.
+    pub params: Params,
+    /// Optimiser (its velocity is the only state besides the parameters).
+    pub sgd: Sgd,
+    /// Stream `index` of ChaCha8 seeded with the generation seed; its position is the rest
+    /// of the state.
+    pub rng: ChaCha8Rng,
+}
+
+impl ExpertRun {
+    /// The untrained expert `index`: its initialisation is the first draw of its stream.
+    pub fn start(bundle: &Bundle, config: &ExpertConfig, seed: u64, index: usize) -> ExpertRun {
+        let mut rng = expert_rng(seed, index);
+        let params = bundle.init_params(rng.next_u64());
+        ExpertRun {
+            index,
+            epoch: 0,
+            params,
+            sgd: expert_sgd(config),
+            rng,
+        }
+    }
+
+    /// Trains one epoch: a fresh shuffle, minibatches of `config.batch`, DSA per image.
+    pub fn train_epoch(&mut self, bundle: &Bundle, real: &Dataset, config: &ExpertConfig) -> Result<()> {
+        let mut order: Vec<usize> = (0..real.len()).collect();
+        order.shuffle(&mut self.rng);
         for chunk in order.chunks(config.batch) {
             let mut x = real.images().select(Axis(0), chunk);
             let y = real.labels().select(Axis(0), chunk);
             if let Some(dsa) = &config.dsa {
-                x = dsa.sample(chunk.len(), &mut rng).apply(x.view())?;
+                x = dsa.sample(chunk.len(), &mut self.rng).apply(x.view())?;
             }
-            let g = bundle.grad(&params, x.view(), y.view(), None)?;
+            let g = bundle.grad(&self.params, x.view(), y.view(), None)?;
             if !g.loss.is_finite() {
                 return Err(Error::invalid(
                     "lr",
                     format!(
-                        "expert {index} diverged in epoch {} (loss {})",
-                        epoch + 1,
+                        "expert {} diverged in epoch {} (loss {})",
+                        self.index,
+                        self.epoch + 1,
                         g.loss
                     ),
                 ));
             }
-            sgd.step(&mut params, g.grad, config.lr);
+            self.sgd.step(&mut self.params, g.grad, config.lr);
         }
-        checkpoints.push(params.clone());
-        progress(index, epoch + 1)?;
+        self.epoch += 1;
+        Ok(())
     }
-    Ok(Trajectory { checkpoints })
+}
+
+/// The optimiser of an expert: SGD without weight decay (reference `buffer.py`).
+pub(super) fn expert_sgd(config: &ExpertConfig) -> Sgd {
+    Sgd::new(SgdConfig {
+        momentum: config.momentum,
+        weight_decay: 0.0,
+    })
+}
+
+/// The random stream of expert `index`.
+pub(super) fn expert_rng(seed: u64, index: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(index as u64);
+    rng
 }
 
 /// The index of an expert folder (`experts.json`).

@@ -15,6 +15,7 @@ mod checkpoint;
 mod dc;
 mod dm;
 mod expert;
+mod expert_store;
 mod grid;
 mod herding;
 mod image_sgd;
@@ -34,6 +35,7 @@ pub use expert::{
     generate_experts, save_expert, save_experts, write_expert_index, ExpertConfig, ExpertDir,
     ExpertIndex, ExpertSource, Trajectory, EXPERTS_FORMAT,
 };
+pub use expert_store::{generate_experts_into, EXPERT_STATE_FORMAT};
 pub use grid::{encode_png, grid, write_grid_png, Picture, GRID_MIN_SIZE, GRID_PADDING};
 pub use herding::{herd, herding_set};
 pub use image_sgd::TensorSgd;

@@ -1285,9 +1285,12 @@ pub unsafe extern "C" fn ddl_distill(
 /// weight decay, minibatches of `batch`, `epochs` epochs, parameters saved at the start and
 /// after every epoch; with `dsa`, every minibatch is augmented per image with the standard DSA
 /// strategy (without flips on MNIST). Expert `i` draws from stream `i` of `seed`, so each is
-/// reproducible on its own. Each expert is written as soon as it is done and the index
-/// (`experts.json`) last; an index left in `out_dir` by an earlier generation is removed first,
-/// so an interrupted or cancelled generation is never taken for a complete one.
+/// reproducible on its own. Every expert's parameters and state are saved after every epoch
+/// and the index (`experts.json`) last; an index left in `out_dir` by an earlier generation is
+/// removed first, so an interrupted or cancelled generation is never taken for a complete one.
+/// Calling again with the same arguments continues an interrupted or cancelled generation to
+/// the same files as an uninterrupted one; if `out_dir` holds experts made with other settings
+/// the call fails (`DDL_STATUS_BUNDLE` naming the file) before touching anything.
 ///
 /// `progress` (may be NULL) is called with `user_data` before the first epoch and after each,
 /// counting epochs over all experts (`total` = `num_experts * epochs`); a nonzero return cancels
@@ -1340,12 +1343,6 @@ pub unsafe extern "C" fn ddl_generate_experts(
             dsa: dsa.then(|| standard_dsa(Some(d))),
             ..ExpertConfig::new(epochs)
         };
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        // The index is what makes a folder usable: never leave a stale one beside new experts.
-        let index_file = dir.join("experts.json");
-        if index_file.exists() {
-            std::fs::remove_file(&index_file).map_err(|e| Error::io(&index_file, e))?;
-        }
         let progress = Progress::new(progress, user_data);
         let total = n.checked_mul(epochs).ok_or_else(|| {
             FfiError::invalid(
@@ -1354,13 +1351,9 @@ pub unsafe extern "C" fn ddl_generate_experts(
             )
         })? as u64;
         progress.report(0, total)?;
-        for i in 0..n {
-            let t = distill::generate_expert_with(b, d, &config, seed, i, &mut |e, ep| {
-                progress.report((e * epochs + ep) as u64, total)
-            })?;
-            distill::save_expert(dir, b.manifest(), i, &t)?;
-        }
-        let index = distill::write_expert_index(dir, b.manifest(), n, epochs, &config, seed)?;
+        let index = distill::generate_experts_into(dir, b, d, n, &config, seed, &mut |e, ep| {
+            progress.report((e * epochs + ep) as u64, total)
+        })?;
         if let Some(slot) = out_json {
             *slot = args::give_json(&index)?;
         }

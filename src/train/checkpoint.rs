@@ -1,7 +1,7 @@
 //! Parameter files: safetensors with one tensor per manifest parameter (named as in the
 //! manifest) and the model name in the metadata, written atomically.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
@@ -29,12 +29,12 @@ pub fn save_params(path: &Path, manifest: &Manifest, params: &Params) -> Result<
             (spec.name.clone(), view)
         })
         .collect();
-    let meta: HashMap<String, String> = [
+    let meta: BTreeMap<String, String> = [
         ("format".to_string(), "ddlens-params".to_string()),
         ("model".to_string(), manifest.name.clone()),
     ]
     .into();
-    let data = safetensors::serialize(views, Some(meta))
+    let data = crate::safetensors_io::serialize(views, &meta)
         .map_err(|e| Error::invalid("params", e.to_string()))?;
     write_atomic(path, &data)
 }
