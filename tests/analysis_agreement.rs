@@ -1,12 +1,10 @@
 //! `agreement`: the agreement score, accuracy matching, deterministic pool shards whose merge
-//! is bit-for-bit the unsharded result, pool-file checks, `--shard` parsing, and the C ABI
-//! entry, on the tiny bundle and the banded toy problem.
+//! is bit-for-bit the unsharded result, pool-file checks, and `--shard` parsing, on the tiny
+//! bundle and the banded toy problem.
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
 use std::process::Command;
-use std::ptr::{null, null_mut};
 
 use ddlens::analysis::agreement::{
     agreement, agreement_from_pool, agreement_score, match_members, member_seed, merge_pool,
@@ -293,115 +291,4 @@ fn bad_settings_are_errors_naming_them() {
         (0.005, 0.05)
     );
     assert_eq!((defaults.pool_a_epochs, defaults.pool_b_epochs), (100, 1));
-}
-
-// ---- the C ABI ----
-
-use ddlens::ffi::*;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn ffi_dataset(d: &Dataset) -> *mut DdlDataset {
-    let x: Vec<f32> = d.images().iter().copied().collect();
-    let y: Vec<i64> = d.labels().to_vec();
-    let shape = d.images().shape().to_vec();
-    let mut out = null_mut();
-    let s = unsafe {
-        ddl_dataset_from_memory(
-            x.as_ptr().cast(),
-            DDL_DTYPE_F32,
-            shape.as_ptr(),
-            4,
-            y.as_ptr(),
-            y.len(),
-            d.num_classes(),
-            null(),
-            null(),
-            null(),
-            &mut out,
-        )
-    };
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    out
-}
-
-#[test]
-fn c_abi_entry_writes_json_and_figures_and_rejects_unknown_options() {
-    // The defaults, as the Rust tests of this binary get them through `Bundle::open`.
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_AUTO, 0) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-    let path = CString::new(common::models_dir().join("tiny-1x8x8").to_str().unwrap()).unwrap();
-    let mut bundle = null_mut();
-    assert_eq!(
-        unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let train_set = ffi_dataset(&common::banded_dataset(90, 1));
-    let test = ffi_dataset(&common::banded_dataset(30, 2));
-    let set_data = ffi_dataset(&common::banded_dataset(6, 3));
-    let mut set = null_mut();
-    assert_eq!(
-        unsafe { ddl_distilled_create(set_data, null(), null(), &mut set) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let sets = [set as *const DdlDistilledSet];
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = CString::new(dir.path().to_str().unwrap()).unwrap();
-    let run = |options: &str, out_json: &mut *mut c_char| {
-        let options = CString::new(options).unwrap();
-        unsafe {
-            ddl_analyze_agreement(
-                bundle,
-                train_set,
-                test,
-                sets.as_ptr(),
-                null(),
-                1,
-                DDL_BUDGET_SMOKE,
-                options.as_ptr(),
-                0,
-                out_dir.as_ptr(),
-                None,
-                null_mut(),
-                out_json,
-            )
-        }
-    };
-    let mut json = null_mut();
-    let status = run(
-        r#"{"pool_a_fraction_min": 0.1, "pool_a_fraction_max": 0.2}"#,
-        &mut json,
-    );
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-    let text = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
-    unsafe { ddl_string_free(json) };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["sets"][0]["name"], "set0");
-    assert_eq!(v["pool_a"]["members"], 2);
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("agreement.json")).unwrap()).unwrap();
-    assert_eq!(file["analysis"], "agreement");
-    assert_eq!(file["result"], v);
-    assert!(dir.path().join("agreement.png").is_file());
-    assert!(dir.path().join("agreement-means.png").is_file());
-
-    let mut json = null_mut();
-    let status = run(r#"{"pool_c_size": 1}"#, &mut json);
-    assert_eq!(status, DdlStatus::InvalidArgument);
-    assert!(last_error().contains("pool_c_size"), "{}", last_error());
-    unsafe {
-        ddl_distilled_free(set);
-        ddl_dataset_free(set_data);
-        ddl_dataset_free(train_set);
-        ddl_dataset_free(test);
-        ddl_bundle_free(bundle);
-    }
 }

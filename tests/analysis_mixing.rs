@@ -2,31 +2,27 @@
 //! extras are nested and class-balanced, k = 0 trains on exactly the set, every point is an
 //! independent P_dist training on set + extras, baselines match the sets' sizes and avoid the
 //! extras, results are reproducible, a set that copies the baseline's real images gets the
-//! baseline's curve, cancellation propagates, and the C ABI entry writes its files.
+//! baseline's curve, and cancellation propagates.
 
 mod common;
 
 use std::collections::HashSet;
-use std::ffi::{c_char, CStr, CString};
-use std::ptr::{null, null_mut};
 
 use ddlens::analysis::mixing::{self, CurveKind, Mixing, MixingConfig, MixingResult};
 use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
-use ddlens::ffi::*;
+use ddlens::runtime::{ProviderChoice, RuntimeConfig};
 use ddlens::train::{evaluate, train, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
-/// Every test sets the runtime up the same way (CPU, one thread) through the C ABI, so the
-/// C ABI test and the Rust ones can run in any order in this process.
+/// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
+/// order in this process.
 fn runtime() {
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
+    ddlens::runtime::init(RuntimeConfig {
+        provider: ProviderChoice::Cpu,
+        threads: Some(1),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
 }
 
 fn tiny() -> Bundle {
@@ -283,112 +279,4 @@ fn settings_are_checked_and_progress_cancels() {
     let e = mixing::mixing(&b, real, &sets, &config(), &mut cancel).unwrap_err();
     assert!(matches!(e, Error::Cancelled(_)), "{e}");
     assert_eq!(calls, 6);
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-/// A C dataset handle with the same contents as `d`.
-fn c_dataset(d: &Dataset) -> *mut DdlDataset {
-    let x: Vec<f32> = d.images().iter().copied().collect();
-    let y: Vec<i64> = d.labels().to_vec();
-    let [c, h, w] = d.input_shape();
-    let shape = [d.len(), c, h, w];
-    let mut out = null_mut();
-    let s = unsafe {
-        ddl_dataset_from_memory(
-            x.as_ptr().cast(),
-            DDL_DTYPE_F32,
-            shape.as_ptr(),
-            4,
-            y.as_ptr(),
-            y.len(),
-            d.num_classes(),
-            null(),
-            null(),
-            null(),
-            &mut out,
-        )
-    };
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    out
-}
-
-#[test]
-fn c_abi_writes_the_files_and_names_unknown_settings() {
-    runtime();
-    let path = cstr(common::models_dir().join("tiny-1x8x8").to_str().unwrap());
-    let mut bundle = null_mut();
-    assert_eq!(
-        unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let (train, test) = real();
-    let (ctrain, ctest) = (c_dataset(&train), c_dataset(&test));
-    let data = c_dataset(&distilled().data);
-    let mut set = null_mut();
-    assert_eq!(
-        unsafe { ddl_distilled_create(data, null(), null(), &mut set) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let sets = [set.cast_const()];
-    let names = [cstr("toy")];
-    let name_ptrs = [names[0].as_ptr()];
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = cstr(dir.path().to_str().unwrap());
-    let call = |options: &str, out: *mut *mut c_char| {
-        let options = cstr(options);
-        unsafe {
-            ddl_analyze_mixing(
-                bundle,
-                ctrain,
-                ctest,
-                sets.as_ptr(),
-                name_ptrs.as_ptr(),
-                1,
-                DDL_BUDGET_SMOKE,
-                options.as_ptr(),
-                7,
-                out_dir.as_ptr(),
-                None,
-                null_mut(),
-                out,
-            )
-        }
-    };
-    let mut json = null_mut();
-    let s = call(r#"{"ks": [0, 2], "runs": 1, "steps": 5}"#, &mut json);
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    let text = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
-    unsafe { ddl_string_free(json) };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["ks"], serde_json::json!([0, 2]));
-    assert_eq!(v["curves"][0]["name"], "toy");
-    assert_eq!(v["curves"][1]["kind"], "baseline");
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("mixing.json")).unwrap()).unwrap();
-    assert_eq!(file["analysis"], "mixing");
-    assert_eq!(file["info"]["seed"], 7);
-    assert_eq!(file["result"], v);
-    let png = std::fs::read(dir.path().join("mixing.png")).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-
-    let mut json = null_mut();
-    let s = call(r#"{"steps": 5, "bogus": 1}"#, &mut json);
-    assert_eq!(s, DdlStatus::InvalidArgument);
-    assert!(json.is_null());
-    let msg = last_error();
-    assert!(msg.contains("bogus") && msg.contains("mixing"), "{msg}");
-    unsafe {
-        ddl_distilled_free(set);
-        ddl_dataset_free(data);
-        ddl_dataset_free(ctrain);
-        ddl_dataset_free(ctest);
-        ddl_bundle_free(bundle);
-    }
 }

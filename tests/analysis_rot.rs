@@ -1,17 +1,13 @@
 //! `recognition-over-training`: recorded steps and curve lengths follow the settings, the
 //! curves are those of the documented P_real run (checked against an independent training and
-//! `evaluate`), progress cancels, and the C ABI entry, on the tiny bundle and the banded toy
-//! problem.
+//! `evaluate`), and progress cancels, on the tiny bundle and the banded toy problem.
 
 mod common;
-
-use std::ffi::{c_char, CStr, CString};
-use std::ptr::{null, null_mut};
 
 use ddlens::analysis::recognition_over_training::{recognition_over_training, RotConfig};
 use ddlens::analysis::{no_progress, Budget, NamedSet, RealData};
 use ddlens::train;
-use ddlens::{Dataset, Error};
+use ddlens::Error;
 
 fn sets() -> Vec<NamedSet> {
     vec![
@@ -175,119 +171,4 @@ fn progress_reports_every_step_and_cancels() {
     };
     let e = recognition_over_training(&b, real, &sets(), &config, &mut cancel).unwrap_err();
     assert!(matches!(e, Error::Cancelled(_)), "{e}");
-}
-
-// ---- the C ABI ----
-
-use ddlens::ffi::*;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn ffi_dataset(d: &Dataset) -> *mut DdlDataset {
-    let x: Vec<f32> = d.images().iter().copied().collect();
-    let y: Vec<i64> = d.labels().to_vec();
-    let shape = d.images().shape().to_vec();
-    let mut out = null_mut();
-    let s = unsafe {
-        ddl_dataset_from_memory(
-            x.as_ptr().cast(),
-            DDL_DTYPE_F32,
-            shape.as_ptr(),
-            4,
-            y.as_ptr(),
-            y.len(),
-            d.num_classes(),
-            null(),
-            null(),
-            null(),
-            &mut out,
-        )
-    };
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    out
-}
-
-#[test]
-fn c_abi_entry_writes_json_and_figures_and_rejects_unknown_options() {
-    // The defaults, as the Rust tests of this binary get them through `Bundle::open`.
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_AUTO, 0) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-    let path = CString::new(common::models_dir().join("tiny-1x8x8").to_str().unwrap()).unwrap();
-    let mut bundle = null_mut();
-    assert_eq!(
-        unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let train_set = ffi_dataset(&common::banded_dataset(60, 1));
-    let test = ffi_dataset(&common::banded_dataset(30, 2));
-    let set_data = ffi_dataset(&common::banded_dataset(6, 3));
-    let mut set = null_mut();
-    assert_eq!(
-        unsafe { ddl_distilled_create(set_data, null(), null(), &mut set) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let sets = [set as *const DdlDistilledSet];
-    let name = CString::new("toy").unwrap();
-    let names = [name.as_ptr()];
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = CString::new(dir.path().to_str().unwrap()).unwrap();
-    let run = |options: &str, out_json: &mut *mut c_char| {
-        let options = CString::new(options).unwrap();
-        unsafe {
-            ddl_analyze_recognition_over_training(
-                bundle,
-                train_set,
-                test,
-                sets.as_ptr(),
-                names.as_ptr(),
-                1,
-                DDL_BUDGET_SMOKE,
-                options.as_ptr(),
-                0,
-                out_dir.as_ptr(),
-                None,
-                null_mut(),
-                out_json,
-            )
-        }
-    };
-    let mut json = null_mut();
-    let status = run(r#"{"steps": 5, "every": 5}"#, &mut json);
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-    let text = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
-    unsafe { ddl_string_free(json) };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["steps"], serde_json::json!([0, 5]));
-    assert_eq!(v["sets"][0]["name"], "toy");
-    let file: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("recognition-over-training.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(file["analysis"], "recognition-over-training");
-    assert_eq!(file["result"], v);
-    assert!(dir.path().join("recognition-over-training.png").is_file());
-    assert!(dir
-        .path()
-        .join("recognition-over-training-loss.png")
-        .is_file());
-
-    let mut json = null_mut();
-    let status = run(r#"{"stride": 2}"#, &mut json);
-    assert_eq!(status, DdlStatus::InvalidArgument);
-    assert!(last_error().contains("stride"), "{}", last_error());
-    unsafe {
-        ddl_distilled_free(set);
-        ddl_dataset_free(set_data);
-        ddl_dataset_free(train_set);
-        ddl_dataset_free(test);
-        ddl_bundle_free(bundle);
-    }
 }

@@ -3,32 +3,27 @@
 //! is the standard evaluation with one thing changed, drops are differences to the standard
 //! column, trainings identical to the standard one are reused, missing templated
 //! architectures are skipped with a note while unknown named ones are errors, diverged runs
-//! are counted, results are reproducible, and the C ABI entry writes its files.
+//! are counted, and results are reproducible.
 
 mod common;
-
-use std::ffi::{c_char, CStr, CString};
-use std::ptr::{null, null_mut};
 
 use ddlens::analysis::sensitivity::{
     self, RowKind, Sensitivity, SensitivityConfig, SensitivityResult,
 };
 use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
-use ddlens::ffi::*;
+use ddlens::runtime::{ProviderChoice, RuntimeConfig};
 use ddlens::train::{evaluate, standard_evaluation, train, Schedule, StandardEval, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
-/// Every test sets the runtime up the same way (CPU, one thread) through the C ABI, so the
-/// C ABI test and the Rust ones can run in any order in this process.
+/// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
+/// order in this process.
 fn runtime() {
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
+    ddlens::runtime::init(RuntimeConfig {
+        provider: ProviderChoice::Cpu,
+        threads: Some(1),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
 }
 
 fn tiny() -> Bundle {
@@ -344,114 +339,4 @@ fn same_seed_same_result_and_progress_cancels() {
     };
     let e = sensitivity::sensitivity(&b, real, &sets, &c, &mut cancel).unwrap_err();
     assert!(matches!(e, Error::Cancelled(_)), "{e}");
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-/// A C dataset handle with the same contents as `d`.
-fn c_dataset(d: &Dataset) -> *mut DdlDataset {
-    let x: Vec<f32> = d.images().iter().copied().collect();
-    let y: Vec<i64> = d.labels().to_vec();
-    let [c, h, w] = d.input_shape();
-    let shape = [d.len(), c, h, w];
-    let mut out = null_mut();
-    let s = unsafe {
-        ddl_dataset_from_memory(
-            x.as_ptr().cast(),
-            DDL_DTYPE_F32,
-            shape.as_ptr(),
-            4,
-            y.as_ptr(),
-            y.len(),
-            d.num_classes(),
-            null(),
-            null(),
-            null(),
-            &mut out,
-        )
-    };
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    out
-}
-
-#[test]
-fn c_abi_writes_the_files_and_names_unknown_settings() {
-    runtime();
-    let path = cstr(common::models_dir().join("tiny-1x8x8").to_str().unwrap());
-    let mut bundle = null_mut();
-    assert_eq!(
-        unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let (train, test) = real();
-    let (ctrain, ctest) = (c_dataset(&train), c_dataset(&test));
-    let data = c_dataset(&distilled().data);
-    let lr = 0.05f32;
-    let mut set = null_mut();
-    assert_eq!(
-        unsafe { ddl_distilled_create(data, &lr, null(), &mut set) },
-        DdlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let sets = [set.cast_const()];
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = cstr(dir.path().to_str().unwrap());
-    let call = |options: &str, out: *mut *mut c_char| {
-        let options = cstr(options);
-        unsafe {
-            ddl_analyze_sensitivity(
-                bundle,
-                ctrain,
-                ctest,
-                sets.as_ptr(),
-                null(),
-                1,
-                DDL_BUDGET_SMOKE,
-                options.as_ptr(),
-                5,
-                out_dir.as_ptr(),
-                None,
-                null_mut(),
-                out,
-            )
-        }
-    };
-    let mut json = null_mut();
-    let s = call(r#"{"epochs": 4, "lr_factors": [0.5]}"#, &mut json);
-    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
-    let text = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
-    unsafe { ddl_string_free(json) };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["rows"][0]["name"], "set0");
-    assert_eq!(v["rows"][0]["lr"], 0.05);
-    assert_eq!(v["setups"][0]["name"], "standard");
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("sensitivity.json")).unwrap())
-            .unwrap();
-    assert_eq!(file["analysis"], "sensitivity");
-    assert_eq!(file["result"], v);
-    let png = std::fs::read(dir.path().join("sensitivity.png")).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-
-    let mut json = null_mut();
-    let s = call(r#"{"epochs": 4, "optimiser": ["sgd"]}"#, &mut json);
-    assert_eq!(s, DdlStatus::InvalidArgument);
-    assert!(json.is_null());
-    let msg = last_error();
-    assert!(
-        msg.contains("optimiser") && msg.contains("sensitivity"),
-        "{msg}"
-    );
-    unsafe {
-        ddl_distilled_free(set);
-        ddl_dataset_free(data);
-        ddl_dataset_free(ctrain);
-        ddl_dataset_free(ctest);
-        ddl_bundle_free(bundle);
-    }
 }

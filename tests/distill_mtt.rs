@@ -8,8 +8,9 @@ mod common;
 use common::*;
 use ddlens::augment::Dsa;
 use ddlens::distill::{
-    generate_experts, generate_experts_into, save_experts, trajectory_matching, ExpertConfig, ExpertDir, ExpertSource,
-    InnerLoop, InnerSgd, IterContext, Method, Mtt, MttConfig, Synthetic, Trajectory,
+    generate_experts, generate_experts_into, save_experts, trajectory_matching, ExpertConfig,
+    ExpertDir, ExpertSource, InnerLoop, InnerSgd, IterContext, Method, Mtt, MttConfig, Synthetic,
+    Trajectory,
 };
 use ddlens::{Bundle, Dataset};
 use rand::SeedableRng;
@@ -109,7 +110,11 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
         generate_experts_into(whole.path(), &b, &real, 2, &config, 9, &mut |_, _| Ok(())).unwrap();
     let in_memory = generate_experts(&b, &real, 2, &config, 9, &mut |_, _| {}).unwrap();
     let stored = ExpertDir::open(whole.path(), b.manifest()).unwrap();
-    assert_eq!(stored.load_all().unwrap(), in_memory, "same as generate_experts");
+    assert_eq!(
+        stored.load_all().unwrap(),
+        in_memory,
+        "same as generate_experts"
+    );
 
     // Stop in the middle of expert 1 (after its second epoch), then call again.
     let part = tempfile::tempdir().unwrap();
@@ -133,7 +138,11 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
     })
     .unwrap();
     assert_eq!(resumed, index);
-    assert_eq!(calls, [(0, 4), (1, 2), (1, 3), (1, 4)], "only the rest is trained");
+    assert_eq!(
+        calls,
+        [(0, 4), (1, 2), (1, 3), (1, 4)],
+        "only the rest is trained"
+    );
     for e in 0..2 {
         for ep in 0..=4 {
             let path = |d: &std::path::Path| ddlens::distill::expert_checkpoint_path(d, e, ep);
@@ -153,8 +162,14 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
     let err = generate_experts_into(part.path(), &b, &real, 2, &other, 9, &mut |_, _| Ok(()))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("state.json") && err.contains("other settings"), "{err}");
-    assert!(ExpertDir::open(part.path(), b.manifest()).is_ok(), "index kept");
+    assert!(
+        err.contains("state.json") && err.contains("other settings"),
+        "{err}"
+    );
+    assert!(
+        ExpertDir::open(part.path(), b.manifest()).is_ok(),
+        "index kept"
+    );
 }
 
 fn synthetic_from_real(real: &Dataset, ipc: usize) -> Synthetic {

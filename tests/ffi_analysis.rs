@@ -1,8 +1,11 @@
 //! The analyses through the C ABI (src/ffi/analysis.rs), called in-process: `ddl_analyze_pixels`,
 //! `_curvature` and `_influence` return exactly the JSON of the Rust API
 //! (`ddlens::analysis::run_and_save` with the same settings) and write the same result folder;
-//! errors name the argument or settings field; a NULL name keeps the default `set<i>`; the
-//! progress callback cancels.
+//! `_mixing`, `_sensitivity`, `_recognition`, `_agreement` and `_recognition_over_training`
+//! (whose results tests/analysis_*.rs check through the Rust API) follow their settings and set
+//! names and learning rates, return the result they write to `<name>.json` (with the seed), draw
+//! their PNG figures, and reject an unknown setting by name; errors name the argument or
+//! settings field; a NULL name keeps the default `set<i>`; the progress callback cancels.
 
 mod common;
 
@@ -592,4 +595,191 @@ fn progress_reports_and_a_nonzero_answer_cancels() {
         assert_eq!(calls, 3, "the call stops at the first nonzero answer");
         assert!(!out.exists(), "a cancelled analysis writes no results");
     }
+}
+
+/// The real splits (`train` and `test` banded images), one distilled set (the banded
+/// `(6, 3)` images) and an output folder, as C handles freed on drop: the fixture of the
+/// analyses whose results their own test files check through the Rust API.
+struct OneSet {
+    bundle: *mut DdlBundle,
+    train: *mut DdlDataset,
+    test: *mut DdlDataset,
+    set: *mut DdlDistilledSet,
+    /// The set's name; NULL (the default `set0`) when `None`.
+    name: Option<CString>,
+    seed: u64,
+    dir: tempfile::TempDir,
+}
+
+impl OneSet {
+    fn new(train: usize, test: usize, lr: Option<f32>, name: Option<&str>, seed: u64) -> OneSet {
+        runtime();
+        let path = cstr(common::models_dir().join(MODEL).to_str().unwrap());
+        let mut bundle = null_mut();
+        ok(unsafe { ddl_bundle_open(path.as_ptr(), &mut bundle) });
+        let data = handle(&common::banded_dataset(6, 3));
+        let mut set = null_mut();
+        let lr = lr.as_ref().map_or(null(), |lr| lr as *const f32);
+        ok(unsafe { ddl_distilled_create(data, lr, null(), &mut set) });
+        unsafe { ddl_dataset_free(data) };
+        OneSet {
+            bundle,
+            train: handle(&common::banded_dataset(train, 1)),
+            test: handle(&common::banded_dataset(test, 2)),
+            set,
+            name: name.map(cstr),
+            seed,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `f` on the set with the smoke budget, `options`, the seed and the output folder: the
+    /// JSON text, or the status and the thread's message (and no result).
+    fn call(&self, f: AnalyzeFn, options: &str) -> Result<String, (DdlStatus, String)> {
+        let sets = [self.set.cast_const()];
+        let names = self.name.as_ref().map(|n| [n.as_ptr()]);
+        let options = cstr(options);
+        let out_dir = cstr(self.dir.path().to_str().unwrap());
+        let mut json = null_mut();
+        let status = unsafe {
+            f(
+                self.bundle,
+                self.train,
+                self.test,
+                sets.as_ptr(),
+                names.as_ref().map_or(null(), |n| n.as_ptr()),
+                sets.len(),
+                DDL_BUDGET_SMOKE,
+                options.as_ptr(),
+                self.seed,
+                out_dir.as_ptr(),
+                None,
+                null_mut(),
+                &mut json,
+            )
+        };
+        if status == DdlStatus::Ok {
+            Ok(take_string(json))
+        } else {
+            assert!(json.is_null(), "no result after a failure");
+            Err((status, last_error()))
+        }
+    }
+
+    /// `f` with `options` succeeds, `<analysis>.json` holds the returned result (with the seed
+    /// in its `info`), and every `figures` file is a PNG: the parsed result.
+    fn written(
+        &self,
+        f: AnalyzeFn,
+        options: &str,
+        analysis: &str,
+        figures: &[&str],
+    ) -> serde_json::Value {
+        let text = self
+            .call(f, options)
+            .unwrap_or_else(|(s, msg)| panic!("{analysis}: {s:?}: {msg}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let read = |name: &str| {
+            let p = self.dir.path().join(name);
+            std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let file: serde_json::Value =
+            serde_json::from_slice(&read(&format!("{analysis}.json"))).unwrap();
+        assert_eq!(file["analysis"], analysis);
+        assert_eq!(file["info"]["seed"], self.seed);
+        assert_eq!(file["result"], v);
+        for fig in figures {
+            assert!(read(fig).starts_with(b"\x89PNG"), "{fig} is not a PNG");
+        }
+        v
+    }
+
+    /// `f` with `options` fails with `DDL_STATUS_INVALID_ARGUMENT` and a message naming every
+    /// `needles`.
+    #[track_caller]
+    fn rejects(&self, f: AnalyzeFn, options: &str, needles: &[&str]) {
+        let (status, msg) = self.call(f, options).unwrap_err();
+        assert_eq!(status, DdlStatus::InvalidArgument, "message: {msg}");
+        for n in needles {
+            assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
+        }
+    }
+}
+
+impl Drop for OneSet {
+    fn drop(&mut self) {
+        unsafe {
+            ddl_distilled_free(self.set);
+            ddl_dataset_free(self.train);
+            ddl_dataset_free(self.test);
+            ddl_bundle_free(self.bundle);
+        }
+    }
+}
+
+#[test]
+fn mixing_writes_json_and_figure_and_names_unknown_settings() {
+    let fx = OneSet::new(180, 60, None, Some("toy"), 7);
+    let f = ddl_analyze_mixing;
+    let options = r#"{"ks": [0, 2], "runs": 1, "steps": 5}"#;
+    let v = fx.written(f, options, "mixing", &["mixing.png"]);
+    assert_eq!(v["ks"], serde_json::json!([0, 2]));
+    assert_eq!(v["curves"][0]["name"], "toy");
+    assert_eq!(v["curves"][1]["kind"], "baseline");
+    fx.rejects(f, r#"{"steps": 5, "bogus": 1}"#, &["bogus", "mixing"]);
+}
+
+#[test]
+fn sensitivity_writes_json_and_figure_and_names_unknown_settings() {
+    let fx = OneSet::new(120, 60, Some(0.05), None, 5);
+    let f = ddl_analyze_sensitivity;
+    let options = r#"{"epochs": 4, "lr_factors": [0.5]}"#;
+    let v = fx.written(f, options, "sensitivity", &["sensitivity.png"]);
+    assert_eq!(v["rows"][0]["name"], "set0");
+    assert_eq!(v["rows"][0]["lr"], 0.05);
+    assert_eq!(v["setups"][0]["name"], "standard");
+    fx.rejects(
+        f,
+        r#"{"epochs": 4, "optimiser": ["sgd"]}"#,
+        &["optimiser", "sensitivity"],
+    );
+}
+
+#[test]
+fn recognition_writes_json_and_figures_and_names_unknown_settings() {
+    let fx = OneSet::new(60, 30, None, Some("toy"), 0);
+    let f = ddl_analyze_recognition;
+    let options = r#"{"train_epochs": 5, "train_max_steps": 3}"#;
+    let figures = ["recognition.png", "recognition-per-class.png"];
+    let v = fx.written(f, options, "recognition", &figures);
+    assert_eq!(v["sets"][0]["name"], "toy");
+    assert_eq!(v["models"][0]["train_steps"], 3);
+    fx.rejects(f, r#"{"bogus_field": 1}"#, &["bogus_field"]);
+}
+
+#[test]
+fn agreement_writes_json_and_figures_and_names_unknown_settings() {
+    let fx = OneSet::new(90, 30, None, None, 0);
+    let f = ddl_analyze_agreement;
+    let options = r#"{"pool_a_fraction_min": 0.1, "pool_a_fraction_max": 0.2}"#;
+    let figures = ["agreement.png", "agreement-means.png"];
+    let v = fx.written(f, options, "agreement", &figures);
+    assert_eq!(v["sets"][0]["name"], "set0");
+    assert_eq!(v["pool_a"]["members"], 2);
+    fx.rejects(f, r#"{"pool_c_size": 1}"#, &["pool_c_size"]);
+}
+
+#[test]
+fn recognition_over_training_writes_json_and_figures_and_names_unknown_settings() {
+    let fx = OneSet::new(60, 30, None, Some("toy"), 0);
+    let f = ddl_analyze_recognition_over_training;
+    let options = r#"{"steps": 5, "every": 5}"#;
+    let figures = [
+        "recognition-over-training.png",
+        "recognition-over-training-loss.png",
+    ];
+    let v = fx.written(f, options, "recognition-over-training", &figures);
+    assert_eq!(v["steps"], serde_json::json!([0, 5]));
+    assert_eq!(v["sets"][0]["name"], "toy");
+    fx.rejects(f, r#"{"stride": 2}"#, &["stride"]);
 }

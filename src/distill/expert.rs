@@ -186,7 +186,12 @@ impl ExpertRun {
     }
 
     /// Trains one epoch: a fresh shuffle, minibatches of `config.batch`, DSA per image.
-    pub fn train_epoch(&mut self, bundle: &Bundle, real: &Dataset, config: &ExpertConfig) -> Result<()> {
+    pub fn train_epoch(
+        &mut self,
+        bundle: &Bundle,
+        real: &Dataset,
+        config: &ExpertConfig,
+    ) -> Result<()> {
         let mut order: Vec<usize> = (0..real.len()).collect();
         order.shuffle(&mut self.rng);
         for chunk in order.chunks(config.batch) {

@@ -94,7 +94,10 @@ fn read_state(dir: &Path, expert: usize, want: &Settings) -> Result<Option<Exper
     if state.format != EXPERT_STATE_FORMAT {
         return Err(Error::bundle(
             &path,
-            format!("format is `{}`, expected `{EXPERT_STATE_FORMAT}`", state.format),
+            format!(
+                "format is `{}`, expected `{EXPERT_STATE_FORMAT}`",
+                state.format
+            ),
         ));
     }
     if &state.settings != want {
@@ -110,7 +113,10 @@ fn read_state(dir: &Path, expert: usize, want: &Settings) -> Result<Option<Exper
     if state.epoch > want.epochs {
         return Err(Error::bundle(
             &path,
-            format!("{} epochs done, more than the {} asked for", state.epoch, want.epochs),
+            format!(
+                "{} epochs done, more than the {} asked for",
+                state.epoch, want.epochs
+            ),
         ));
     }
     Ok(Some(state))
@@ -154,8 +160,17 @@ fn resume_run(
 }
 
 /// Saves the parameters after `run.epoch` epochs, the velocity, then the state.
-fn save_progress(dir: &Path, manifest: &Manifest, settings: &Settings, run: &ExpertRun) -> Result<()> {
-    save_params(&checkpoint_path(dir, run.index, run.epoch), manifest, &run.params)?;
+fn save_progress(
+    dir: &Path,
+    manifest: &Manifest,
+    settings: &Settings,
+    run: &ExpertRun,
+) -> Result<()> {
+    save_params(
+        &checkpoint_path(dir, run.index, run.epoch),
+        manifest,
+        &run.params,
+    )?;
     if let Some(v) = run.sgd.velocity() {
         save_params(&velocity_path(dir, run.index), manifest, v)?;
     }
