@@ -791,16 +791,18 @@ DdlStatus ddl_standard_evaluation(const struct DdlBundle *bundle,
 // A configuration for `method` (`"random"`, `"herding"`, `"dm"`, `"dc"`, `"dsa"`, `"mtt"` or
 // `"bptt"`, any case) distilling `ipc` images per class, with the defaults of `ddlens distill`
 // (docs/c-api.md lists them): iterations 1000 (mtt 5000; random and herding do not iterate),
-// seed 0, image learning rate 1 for dm, 1000 for mtt, 0.1 otherwise, image momentum 0.5, real
-// batch 256, DSA augmentation on for dm and mtt (always for dsa), mtt with 20 student steps
-// matching 2 expert epochs from start epochs below 20, bptt with 100 unrolled steps, no
-// checkpoint. An unknown method is `DDL_STATUS_INVALID_ARGUMENT` naming `method` and listing
+// seed 0, image learning rate 1 for dm, 1000 for mtt, 100 for bptt, 0.1 otherwise, image
+// momentum 0.5, real batch 256, DSA augmentation on for dm and mtt (always for dsa), mtt with
+// 20 student steps matching 2 expert epochs from start epochs below 20, bptt with 100
+// unrolled steps, no checkpoint. An unknown method is `DDL_STATUS_INVALID_ARGUMENT` naming `method` and listing
 // the valid ones; `ipc` 0 is `DDL_STATUS_INVALID_ARGUMENT`. Free with
 // `ddl_distill_config_free`. Thread-safe.
 //
 // # Safety
 // `method` must be NULL or NUL-terminated; `out` NULL or writable.
-DdlStatus ddl_distill_config_new(const char *method, size_t ipc, struct DdlDistillConfig **out);
+DdlStatus ddl_distill_config_new(const char *method,
+                                 size_t ipc,
+                                 struct DdlDistillConfig **out);
 
 // Releases a configuration. NULL is a no-op. The handle must not be in use by another thread.
 //

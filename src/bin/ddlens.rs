@@ -232,7 +232,7 @@ struct DistillArgs {
     /// Seed of the initial set, of every iteration's draws and of herding's feature model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Image learning rate (dm: 1.0, dc/dsa: 0.1, mtt: 1000, bptt: 0.1).
+    /// Image learning rate (dm: 1.0, dc/dsa: 0.1, mtt: 1000, bptt: 100).
     #[arg(long, visible_alias = "lr-img")]
     lr: Option<f32>,
     /// Image momentum (every method: 0.5).

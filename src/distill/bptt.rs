@@ -66,7 +66,11 @@ impl Default for BpttConfig {
             lr_init: 0.01,
             learn_lr: false,
             lr_lr: 1e-5,
-            lr_img: 0.1,
+            // The image gradient of a loss after many small inner steps is tiny (scaled by the
+            // inner lr at every step), as in MTT: with 0.1, 50 iterations at IPC 1 moved the
+            // pixels by 0.008 RMS and the loss did not fall; 100 moves them ~0.6 and the loss
+            // falls from 1.7 to ~0.7 (Fashion-MNIST, ConvNet-3, 30 inner steps).
+            lr_img: 100.0,
             momentum_img: 0.5,
             batch_real: 256,
             window: None,

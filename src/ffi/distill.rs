@@ -84,6 +84,7 @@ impl Kind {
         match self {
             Kind::Dm => 1.0,
             Kind::Mtt => 1000.0,
+            Kind::Bptt => BpttConfig::default().lr_img,
             _ => 0.1,
         }
     }
@@ -373,10 +374,10 @@ fn positive_rate(v: f32, arg: &str) -> FfiResult<f32> {
 /// A configuration for `method` (`"random"`, `"herding"`, `"dm"`, `"dc"`, `"dsa"`, `"mtt"` or
 /// `"bptt"`, any case) distilling `ipc` images per class, with the defaults of `ddlens distill`
 /// (docs/c-api.md lists them): iterations 1000 (mtt 5000; random and herding do not iterate),
-/// seed 0, image learning rate 1 for dm, 1000 for mtt, 0.1 otherwise, image momentum 0.5, real
-/// batch 256, DSA augmentation on for dm and mtt (always for dsa), mtt with 20 student steps
-/// matching 2 expert epochs from start epochs below 20, bptt with 100 unrolled steps, no
-/// checkpoint. An unknown method is `DDL_STATUS_INVALID_ARGUMENT` naming `method` and listing
+/// seed 0, image learning rate 1 for dm, 1000 for mtt, 100 for bptt, 0.1 otherwise, image
+/// momentum 0.5, real batch 256, DSA augmentation on for dm and mtt (always for dsa), mtt with
+/// 20 student steps matching 2 expert epochs from start epochs below 20, bptt with 100
+/// unrolled steps, no checkpoint. An unknown method is `DDL_STATUS_INVALID_ARGUMENT` naming `method` and listing
 /// the valid ones; `ipc` 0 is `DDL_STATUS_INVALID_ARGUMENT`. Free with
 /// `ddl_distill_config_free`. Thread-safe.
 ///
