@@ -1001,8 +1001,9 @@ DdlStatus ddl_distill(const struct DdlBundle *bundle,
 // after every epoch; with `dsa`, every minibatch is augmented per image with the standard DSA
 // strategy (without flips on MNIST). Expert `i` draws from stream `i` of `seed`, so each is
 // reproducible on its own. Every expert's parameters and state are saved after every epoch
-// and the index (`experts.json`) last; an index left in `out_dir` by an earlier generation is
-// removed first, so an interrupted or cancelled generation is never taken for a complete one.
+// and the index (`experts.json`) last; unless every expert asked for is already complete, an
+// index left in `out_dir` is removed first, so an interrupted or cancelled generation is never
+// taken for a complete one.
 // Calling again with the same arguments continues an interrupted or cancelled generation to
 // the same files as an uninterrupted one; if `out_dir` holds experts made with other settings
 // the call fails (`DDL_STATUS_BUNDLE` naming the file) before touching anything.

@@ -786,15 +786,16 @@ fn progress_counts_iterations_and_cancels() {
     unsafe { ddl_distill_config_free(c) };
 
     // Expert generation counts epochs over all experts and cancels between them.
-    let dir = tempfile::tempdir().unwrap();
-    let out = path_c(dir.path());
-    let run = |c: &mut Counter| unsafe {
+    let whole = tempfile::tempdir().unwrap();
+    let part = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, lr: f32, c: &mut Counter| unsafe {
+        let out = path_c(dir);
         ddl_generate_experts(
             b,
             d,
             2,
             3,
-            0.01,
+            lr,
             8,
             false,
             0,
@@ -805,20 +806,47 @@ fn progress_counts_iterations_and_cancels() {
         )
     };
     let mut e = counter(u64::MAX);
-    ok(run(&mut e));
+    ok(run(whole.path(), 0.01, &mut e));
     assert_eq!(e.calls, (0..=6).map(|s| (s, 6)).collect::<Vec<_>>());
-    assert!(dir.path().join("experts.json").is_file());
+    assert!(whole.path().join("experts.json").is_file());
     let mut e = counter(4);
     expect(
-        run(&mut e),
+        run(part.path(), 0.01, &mut e),
         DdlStatus::Cancelled,
         &["ddl_generate_experts", "step 4 of 6"],
     );
     assert_eq!(e.calls.len(), 5);
     assert!(
-        !dir.path().join("experts.json").exists(),
-        "a cancelled generation leaves no index behind (not even the earlier one)"
+        !part.path().join("experts.json").exists(),
+        "a cancelled generation leaves no index behind"
     );
+    // The same call again continues after the last finished epoch, to the same files.
+    let mut e = counter(u64::MAX);
+    ok(run(part.path(), 0.01, &mut e));
+    let steps: Vec<u64> = e.calls.iter().map(|c| c.0).collect();
+    assert_eq!(
+        steps,
+        [0, 3, 4, 5, 6],
+        "resumed experts report where they are"
+    );
+    for (expert, epoch) in [(0, 3), (1, 0), (1, 2), (1, 3)] {
+        let file = |dir: &Path| {
+            std::fs::read(ddlens::distill::expert_checkpoint_path(dir, expert, epoch)).unwrap()
+        };
+        assert_eq!(
+            file(whole.path()),
+            file(part.path()),
+            "expert {expert} epoch {epoch}"
+        );
+    }
+    // Other settings on a folder of experts: refused, naming the file, and nothing is lost.
+    let mut e = counter(u64::MAX);
+    expect(
+        run(part.path(), 0.02, &mut e),
+        DdlStatus::Bundle,
+        &["state.json", "other settings"],
+    );
+    assert!(part.path().join("experts.json").is_file());
     unsafe {
         ddl_dataset_free(d);
         ddl_bundle_free(b);

@@ -212,7 +212,10 @@ pub fn generate_experts_into(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     // The index is what makes a folder usable: never leave one beside unfinished experts.
     let index_file = dir.join("experts.json");
-    if index_file.exists() {
+    let complete = states
+        .iter()
+        .all(|s| s.as_ref().is_some_and(|s| s.epoch == config.epochs));
+    if index_file.exists() && !complete {
         std::fs::remove_file(&index_file).map_err(|e| Error::io(&index_file, e))?;
     }
     for (i, state) in states.iter().enumerate() {
