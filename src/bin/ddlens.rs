@@ -655,17 +655,7 @@ fn cmd_distill(args: DistillArgs) -> Result<()> {
                 }
                 config = config.with_dsa(dsa_for(&args).expect("augmentation is on"));
             }
-            let settings = json!({
-                "outer_loop": config.outer_loop,
-                "inner_loop": config.inner_loop,
-                "lr_img": config.lr_img,
-                "momentum_img": config.momentum_img,
-                "lr_net": config.lr_net,
-                "momentum_net": config.momentum_net,
-                "batch_real": config.batch_real,
-                "batch_train": config.batch_train,
-                "dsa": strategy(config.dsa.as_ref()),
-            });
+            let settings = config.settings();
             let mut dc = Dc::new(config)?;
             run_iterative(
                 &args,
@@ -691,18 +681,8 @@ fn cmd_distill(args: DistillArgs) -> Result<()> {
                 dsa: dsa_for(&args),
             };
             let index = experts.index().clone();
-            let settings = json!({
-                "syn_steps": config.syn_steps,
-                "expert_epochs": config.expert_epochs,
-                "max_start_epoch": config.max_start_epoch,
-                "batch_syn": config.batch_syn,
-                "lr_img": config.lr_img,
-                "lr_lr": config.lr_lr,
-                "lr_init": config.lr_init,
-                "momentum": config.momentum,
-                "dsa": strategy(config.dsa.as_ref()),
-                "experts": index,
-            });
+            let mut settings = config.settings();
+            settings["experts"] = json!(index);
             let mut mtt = Mtt::new(config, Box::new(experts))?;
             run_iterative(
                 &args,
@@ -727,20 +707,7 @@ fn cmd_distill(args: DistillArgs) -> Result<()> {
                 window: args.window,
                 ..defaults
             };
-            let settings = json!({
-                "steps": config.steps,
-                "batch_syn": config.batch_syn,
-                "momentum": config.momentum,
-                "weight_decay": config.weight_decay,
-                "lr_init": config.lr_init,
-                "learn_lr": config.learn_lr,
-                "lr_lr": config.lr_lr,
-                "lr_img": config.lr_img,
-                "momentum_img": config.momentum_img,
-                "batch_real": config.batch_real,
-                "window": config.window,
-                "dsa": strategy(config.dsa.as_ref()),
-            });
+            let settings = config.settings();
             let mut bptt = Bptt::new(config)?;
             run_iterative(
                 &args,

@@ -80,6 +80,25 @@ impl Default for BpttConfig {
 }
 
 impl BpttConfig {
+    /// The settings recorded in a run's log (`ddlens distill` JSON, `ddl_distill`), with the
+    /// augmentation as its strategy name (`none` without).
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "steps": self.steps,
+            "batch_syn": self.batch_syn,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "lr_init": self.lr_init,
+            "learn_lr": self.learn_lr,
+            "lr_lr": self.lr_lr,
+            "lr_img": self.lr_img,
+            "momentum_img": self.momentum_img,
+            "batch_real": self.batch_real,
+            "window": self.window,
+            "dsa": self.dsa.as_ref().map_or_else(|| "none".to_string(), Dsa::strategy),
+        })
+    }
+
     fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("steps", self.steps),

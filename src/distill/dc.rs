@@ -53,6 +53,22 @@ pub struct DcConfig {
 }
 
 impl DcConfig {
+    /// The settings recorded in a run's log (`ddlens distill` JSON, `ddl_distill`), with the
+    /// augmentation as its strategy name (`none` without).
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "outer_loop": self.outer_loop,
+            "inner_loop": self.inner_loop,
+            "lr_img": self.lr_img,
+            "momentum_img": self.momentum_img,
+            "lr_net": self.lr_net,
+            "momentum_net": self.momentum_net,
+            "batch_real": self.batch_real,
+            "batch_train": self.batch_train,
+            "dsa": self.dsa.as_ref().map_or_else(|| "none".to_string(), Dsa::strategy),
+        })
+    }
+
     /// The reference settings for `ipc` images per class: `(outer_loop, inner_loop)` from the
     /// reference `get_loops` (1 → (1, 1), 10 → (10, 50), 20 → (20, 25), 30 → (30, 20),
     /// 40 → (40, 15), 50 → (50, 10)); other IPCs take the loops of the nearest listed one.

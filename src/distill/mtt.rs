@@ -59,6 +59,22 @@ impl Default for MttConfig {
 }
 
 impl MttConfig {
+    /// The settings recorded in a run's log (`ddlens distill` JSON, `ddl_distill`), with the
+    /// augmentation as its strategy name (`none` without); callers add the experts' index.
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "syn_steps": self.syn_steps,
+            "expert_epochs": self.expert_epochs,
+            "max_start_epoch": self.max_start_epoch,
+            "batch_syn": self.batch_syn,
+            "lr_img": self.lr_img,
+            "lr_lr": self.lr_lr,
+            "lr_init": self.lr_init,
+            "momentum": self.momentum,
+            "dsa": self.dsa.as_ref().map_or_else(|| "none".to_string(), Dsa::strategy),
+        })
+    }
+
     fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("syn_steps", self.syn_steps),

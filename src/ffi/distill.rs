@@ -332,11 +332,6 @@ fn standard_dsa(real: Option<&Dataset>) -> Dsa {
     }
 }
 
-/// The augmentation strategy's name for settings (`none` without augmentation).
-fn strategy(dsa: Option<&Dsa>) -> String {
-    dsa.map_or_else(|| "none".to_string(), Dsa::strategy)
-}
-
 /// A distillation configuration (opaque): the method, images per class and every
 /// hyperparameter, with `ddlens distill`'s defaults until a setter changes them. Functions
 /// taking `const DdlDistillConfig*` may run concurrently on one handle; setters need exclusive
@@ -1122,17 +1117,7 @@ fn distill_with(
         }
         Kind::Dc | Kind::Dsa => {
             let config = s.dc(Some(real))?;
-            let settings = json!({
-                "outer_loop": config.outer_loop,
-                "inner_loop": config.inner_loop,
-                "lr_img": config.lr_img,
-                "momentum_img": config.momentum_img,
-                "lr_net": config.lr_net,
-                "momentum_net": config.momentum_net,
-                "batch_real": config.batch_real,
-                "batch_train": config.batch_train,
-                "dsa": strategy(config.dsa.as_ref()),
-            });
+            let settings = config.settings();
             let mut dc = distill::Dc::new(config)?;
             run_iterative(s, bundle, real, &mut dc, settings, progress)
         }
@@ -1147,37 +1132,14 @@ fn distill_with(
             let experts = ExpertDir::open(dir, bundle.manifest())?;
             let config = s.mtt(Some(real), experts.index().lr);
             let index = experts.index().clone();
-            let settings = json!({
-                "syn_steps": config.syn_steps,
-                "expert_epochs": config.expert_epochs,
-                "max_start_epoch": config.max_start_epoch,
-                "batch_syn": config.batch_syn,
-                "lr_img": config.lr_img,
-                "lr_lr": config.lr_lr,
-                "lr_init": config.lr_init,
-                "momentum": config.momentum,
-                "dsa": strategy(config.dsa.as_ref()),
-                "experts": index,
-            });
+            let mut settings = config.settings();
+            settings["experts"] = json!(index);
             let mut mtt = distill::Mtt::new(config, Box::new(experts))?;
             run_iterative(s, bundle, real, &mut mtt, settings, progress)
         }
         Kind::Bptt => {
             let config = s.bptt();
-            let settings = json!({
-                "steps": config.steps,
-                "batch_syn": config.batch_syn,
-                "momentum": config.momentum,
-                "weight_decay": config.weight_decay,
-                "lr_init": config.lr_init,
-                "learn_lr": config.learn_lr,
-                "lr_lr": config.lr_lr,
-                "lr_img": config.lr_img,
-                "momentum_img": config.momentum_img,
-                "batch_real": config.batch_real,
-                "window": config.window,
-                "dsa": strategy(config.dsa.as_ref()),
-            });
+            let settings = config.settings();
             let mut bptt = distill::Bptt::new(config)?;
             run_iterative(s, bundle, real, &mut bptt, settings, progress)
         }
