@@ -977,7 +977,7 @@ DdlStatus ddl_distill_config_set_resume(struct DdlDistillConfig *config, bool re
 //
 // Errors: `real` not fitting the model or a class with fewer than `ipc` images is
 // `DDL_STATUS_DATA` or `DDL_STATUS_INVALID_ARGUMENT`; mtt without experts is
-// `DDL_STATUS_INVALID_ARGUMENT` naming `config`, experts for another model or damaged
+// `DDL_STATUS_INVALID_ARGUMENT` naming `experts`, experts for another model or damaged
 // `DDL_STATUS_BUNDLE`; resuming without a checkpoint file `DDL_STATUS_NOT_FOUND`, from one of
 // a run with other settings `DDL_STATUS_DATA`; divergence (a non-finite loss or pixel)
 // `DDL_STATUS_INVALID_ARGUMENT` naming `lr`.

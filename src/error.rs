@@ -75,6 +75,10 @@ pub enum Error {
     /// The caller stopped long work (a hook or the C progress callback); the string says where.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// ddlens failed to encode something of its own (a result, a log, settings): a bug, not
+    /// a problem with the caller's input; the string says what.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {

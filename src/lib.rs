@@ -25,10 +25,10 @@ pub mod distill;
 pub mod doctor;
 mod error;
 pub mod ffi;
+pub mod io;
 pub mod progress;
 pub mod report;
 pub mod runtime;
-mod safetensors_io;
 pub mod train;
 
 pub use bundle::{Bundle, Params, Role};

@@ -71,7 +71,7 @@ fn run(b: &Bundle, sets: &[NamedSet], c: &SensitivityConfig) -> SensitivityResul
 }
 
 fn standard(b: &Bundle, data: &Dataset, test: &Dataset, eval: &StandardEval) -> Vec<f64> {
-    standard_evaluation(b, data, test, "x", eval, &mut |_, _, _| {})
+    standard_evaluation(b, data, test, "x", eval, &mut ddlens::progress::Silent)
         .unwrap()
         .accuracies
 }

@@ -67,12 +67,16 @@ fn herding_matches_class_means_better_than_random() {
     let p = b.init_params(2);
     let real = synthetic(150, 1);
     let mut classes_done = 0;
-    let herded = herding_set(&b, &p, &real, 3, &mut |done, _| classes_done = done).unwrap();
+    let herded = herding_set(&b, &p, &real, 3, &mut |_: &str, done, _| {
+        classes_done = done;
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(classes_done, 3);
     assert!(herded.class_indices().iter().all(|m| m.len() == 3));
     assert_eq!(
         herded,
-        herding_set(&b, &p, &real, 3, &mut |_, _| {}).unwrap()
+        herding_set(&b, &p, &real, 3, &mut ddlens::progress::Silent).unwrap()
     );
     let gap_herding = mean_gap(&b, &p, &real, &herded);
     // Against several random draws, so that one lucky draw cannot decide the test.
@@ -83,7 +87,7 @@ fn herding_matches_class_means_better_than_random() {
             "herding gap {gap_herding:.4} is not below random (seed {seed}) {gap_random:.4}"
         );
     }
-    let err = herding_set(&b, &p, &real, 51, &mut |_, _| {})
+    let err = herding_set(&b, &p, &real, 51, &mut ddlens::progress::Silent)
         .unwrap_err()
         .to_string();
     assert!(err.contains("ipc") && err.contains("class 0"), "{err}");

@@ -127,7 +127,16 @@ fn a_few_iterations_lower_the_dm_loss() {
         seed: 1,
         ..RunConfig::default()
     };
-    let log = run(&mut dm, &mut syn, &b, &real, &cfg, false, &mut |_, _, _| {}).unwrap();
+    let log = run(
+        &mut dm,
+        &mut syn,
+        &b,
+        &real,
+        &cfg,
+        false,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap();
     let after = mean_loss(&syn);
     assert_eq!(log.losses.len(), 20);
     assert!(

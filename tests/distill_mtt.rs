@@ -12,6 +12,7 @@ use ddlens::distill::{
     ExpertDir, ExpertSource, InnerLoop, InnerSgd, IterContext, Method, Mtt, MttConfig, Synthetic,
     Trajectory,
 };
+use ddlens::progress::Silent;
 use ddlens::{Bundle, Dataset};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,7 +33,7 @@ fn expert_config(dsa: bool) -> ExpertConfig {
 }
 
 fn experts(b: &Bundle, real: &Dataset) -> Vec<Trajectory> {
-    generate_experts(b, real, 2, &expert_config(true), 9, &mut |_, _| {}).unwrap()
+    generate_experts(b, real, 2, &expert_config(true), 9, &mut Silent).unwrap()
 }
 
 #[test]
@@ -40,11 +41,23 @@ fn experts_are_deterministic_and_stored_losslessly() {
     let b = open(MODEL);
     let real = real_data(60, 1);
     let mut calls = Vec::new();
-    let a = generate_experts(&b, &real, 2, &expert_config(true), 9, &mut |e, ep| {
-        calls.push((e, ep))
-    })
+    let a = generate_experts(
+        &b,
+        &real,
+        2,
+        &expert_config(true),
+        9,
+        &mut |_: &str, done, total| {
+            calls.push((done, total));
+            Ok(())
+        },
+    )
     .unwrap();
-    assert_eq!(calls.len(), 8, "one progress call per expert and epoch");
+    assert_eq!(
+        calls,
+        (0..=8).map(|d| (d, 8)).collect::<Vec<_>>(),
+        "one count over every expert's epochs, from 0"
+    );
     let again = experts(&b, &real);
     assert_eq!(a, again, "same seed, same trajectories");
     assert_eq!(a.len(), 2);
@@ -58,9 +71,9 @@ fn experts_are_deterministic_and_stored_losslessly() {
         "an epoch moves the expert"
     );
     // Expert i does not depend on how many are generated.
-    let one = generate_experts(&b, &real, 1, &expert_config(true), 9, &mut |_, _| {}).unwrap();
+    let one = generate_experts(&b, &real, 1, &expert_config(true), 9, &mut Silent).unwrap();
     assert_eq!(one[0], a[0]);
-    let other = generate_experts(&b, &real, 1, &expert_config(true), 10, &mut |_, _| {}).unwrap();
+    let other = generate_experts(&b, &real, 1, &expert_config(true), 10, &mut Silent).unwrap();
     assert_ne!(other[0], a[0]);
     // Training lowers the loss on the real data.
     let loss = |p| {
@@ -106,9 +119,8 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
         ..expert_config(true)
     };
     let whole = tempfile::tempdir().unwrap();
-    let index =
-        generate_experts_into(whole.path(), &b, &real, 2, &config, 9, &mut |_, _| Ok(())).unwrap();
-    let in_memory = generate_experts(&b, &real, 2, &config, 9, &mut |_, _| {}).unwrap();
+    let index = generate_experts_into(whole.path(), &b, &real, 2, &config, 9, &mut Silent).unwrap();
+    let in_memory = generate_experts(&b, &real, 2, &config, 9, &mut Silent).unwrap();
     let stored = ExpertDir::open(whole.path(), b.manifest()).unwrap();
     assert_eq!(
         stored.load_all().unwrap(),
@@ -118,13 +130,22 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
 
     // Stop in the middle of expert 1 (after its second epoch), then call again.
     let part = tempfile::tempdir().unwrap();
-    let err = generate_experts_into(part.path(), &b, &real, 2, &config, 9, &mut |e, ep| {
-        if (e, ep) == (1, 2) {
-            Err(ddlens::Error::Cancelled("test".into()))
-        } else {
-            Ok(())
-        }
-    })
+    let err = generate_experts_into(
+        part.path(),
+        &b,
+        &real,
+        2,
+        &config,
+        9,
+        &mut |_: &str, done, _| {
+            // Expert 1 after its second epoch: 4 + 2 epochs done.
+            if done == 6 {
+                Err(ddlens::Error::Cancelled("test".into()))
+            } else {
+                Ok(())
+            }
+        },
+    )
     .unwrap_err();
     assert!(matches!(err, ddlens::Error::Cancelled(_)), "{err}");
     assert!(
@@ -132,17 +153,21 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
         "no index beside an unfinished generation"
     );
     let mut calls = Vec::new();
-    let resumed = generate_experts_into(part.path(), &b, &real, 2, &config, 9, &mut |e, ep| {
-        calls.push((e, ep));
-        Ok(())
-    })
+    let resumed = generate_experts_into(
+        part.path(),
+        &b,
+        &real,
+        2,
+        &config,
+        9,
+        &mut |_: &str, done, total| {
+            calls.push((done, total));
+            Ok(())
+        },
+    )
     .unwrap();
     assert_eq!(resumed, index);
-    assert_eq!(
-        calls,
-        [(0, 4), (1, 2), (1, 3), (1, 4)],
-        "only the rest is trained"
-    );
+    assert_eq!(calls, [(6, 8), (7, 8), (8, 8)], "only the rest is trained");
     for e in 0..2 {
         for ep in 0..=4 {
             let path = |d: &std::path::Path| ddlens::distill::expert_checkpoint_path(d, e, ep);
@@ -159,7 +184,7 @@ fn interrupted_expert_generation_resumes_to_the_same_files() {
         lr: 0.01,
         ..config.clone()
     };
-    let err = generate_experts_into(part.path(), &b, &real, 2, &other, 9, &mut |_, _| Ok(()))
+    let err = generate_experts_into(part.path(), &b, &real, 2, &other, 9, &mut Silent)
         .unwrap_err()
         .to_string();
     assert!(
@@ -312,7 +337,7 @@ fn bad_settings_name_the_argument() {
             ..expert_config(false)
         },
         1,
-        &mut |_, _| {},
+        &mut Silent,
     )
     .unwrap();
     let err = |cfg: MttConfig| {
@@ -340,7 +365,7 @@ fn bad_settings_name_the_argument() {
         epochs: 0,
         ..expert_config(false)
     };
-    assert!(generate_experts(&b, &real, 1, &bad, 1, &mut |_, _| {})
+    assert!(generate_experts(&b, &real, 1, &bad, 1, &mut Silent)
         .unwrap_err()
         .to_string()
         .contains("epochs"));

@@ -43,7 +43,7 @@ fn run_dm(cfg: &RunConfig, resume: bool) -> ddlens::Result<(Synthetic, Vec<f32>)
         &real,
         cfg,
         resume,
-        &mut |_, _, _| {},
+        &mut ddlens::progress::Silent,
     )?;
     Ok((syn, log.losses))
 }
@@ -168,7 +168,10 @@ fn diverging_run_names_the_iteration_and_the_lr() {
         &real,
         &cfg,
         false,
-        &mut |it, _, _| seen = it,
+        &mut |_: &str, it, _| {
+            seen = it;
+            Ok(())
+        },
     )
     .unwrap_err()
     .to_string();

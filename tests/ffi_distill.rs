@@ -179,7 +179,16 @@ fn rust_run(
         checkpoint: None,
         settings: json!({}),
     };
-    let log = distill::run(method, &mut syn, b, real, &config, false, &mut |_, _, _| {}).unwrap();
+    let log = distill::run(
+        method,
+        &mut syn,
+        b,
+        real,
+        &config,
+        false,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap();
     (syn, log.losses)
 }
 
@@ -280,8 +289,15 @@ fn mtt_experts_and_distillation_match_the_rust_api_bit_for_bit() {
         dsa: Some(Dsa::default()),
         ..ExpertConfig::new(4)
     };
-    let want_experts =
-        distill::generate_experts(&rb, &real, 2, &expert_config, 9, &mut |_, _| {}).unwrap();
+    let want_experts = distill::generate_experts(
+        &rb,
+        &real,
+        2,
+        &expert_config,
+        9,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap();
     let stored = ExpertDir::open(&experts, rb.manifest()).unwrap();
     assert_eq!(
         stored.load_all().unwrap(),
@@ -407,7 +423,8 @@ fn dc_dsa_random_and_herding_match_the_rust_api() {
     )
     .unwrap()
     .params;
-    let want = distill::herding_set(&rb, &trained, &real, 2, &mut |_, _| {}).unwrap();
+    let want =
+        distill::herding_set(&rb, &trained, &real, 2, &mut ddlens::progress::Silent).unwrap();
     assert_same("herding", &got, &want, &[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("features.safetensors");
@@ -416,7 +433,7 @@ fn dc_dsa_random_and_herding_match_the_rust_api() {
     let f = path_c(&file);
     ok(unsafe { ddl_distill_config_set_herding_params(c, f.as_ptr()) });
     let got = distil(b, d, c);
-    let want = distill::herding_set(&rb, &other, &real, 2, &mut |_, _| {}).unwrap();
+    let want = distill::herding_set(&rb, &other, &real, 2, &mut ddlens::progress::Silent).unwrap();
     assert_same("herding from a file", &got, &want, &[]);
     unsafe {
         ddl_distill_config_free(c);
@@ -547,7 +564,7 @@ fn errors_return_their_status_and_name_the_argument() {
     expect(
         unsafe { ddl_distill(b, d, c, None, null_mut(), &mut set, null_mut()) },
         DdlStatus::InvalidArgument,
-        &["`config`", "ddl_distill_config_set_checkpoint"],
+        &["`resume`", "checkpoint"],
     );
     let dir = tempfile::tempdir().unwrap();
     let ckpt = path_c(&dir.path().join("none.ckpt"));
@@ -596,7 +613,7 @@ fn errors_return_their_status_and_name_the_argument() {
         DdlStatus::InvalidArgument,
         &[
             "ddl_distill",
-            "`config`",
+            "`experts`",
             "mtt needs expert trajectories",
             "ddl_generate_experts",
         ],
@@ -826,8 +843,8 @@ fn progress_counts_iterations_and_cancels() {
     let steps: Vec<u64> = e.calls.iter().map(|c| c.0).collect();
     assert_eq!(
         steps,
-        [0, 3, 4, 5, 6],
-        "resumed experts report where they are"
+        [4, 5, 6],
+        "a resumed generation reports where it is, then every epoch it trains"
     );
     for (expert, epoch) in [(0, 3), (1, 0), (1, 2), (1, 3)] {
         let file = |dir: &Path| {

@@ -248,9 +248,16 @@ fn bad_augmentation_is_named() {
         augment: Some("flip_spin".into()),
         ..StandardEval::default()
     };
-    let err = train::standard_evaluation(&b, &data, &data, "set", &eval, &mut |_, _, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = train::standard_evaluation(
+        &b,
+        &data,
+        &data,
+        "set",
+        &eval,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("`augment`") && err.contains("spin"), "{err}");
 }
 
@@ -279,20 +286,29 @@ fn standard_evaluation_with_augmentation() {
         lr: 0.05,
         ..with_dsa
     };
-    let mut steps = 0;
+    let mut steps = Vec::new();
     let mut run = || {
-        train::standard_evaluation(&b, &train_set, &test, "set", &eval, &mut |_, _, _| {
-            steps += 1
-        })
+        train::standard_evaluation(
+            &b,
+            &train_set,
+            &test,
+            "set",
+            &eval,
+            &mut |_: &str, done, total| {
+                steps.push((done, total));
+                Ok(())
+            },
+        )
         .unwrap()
     };
     let (s1, s2) = (run(), run());
     assert_eq!(s1.accuracies.len(), 2);
     assert_eq!(s1.accuracies, s2.accuracies, "same seed, same accuracies");
+    let once: Vec<(usize, usize)> = (0..=8).map(|d| (d, 8)).collect();
     assert_eq!(
         steps,
-        2 * 2 * (4 + 1),
-        "two evaluations of two runs, steps 0..=4"
+        [once.clone(), once].concat(),
+        "two evaluations, each one count over two runs of 4 steps"
     );
     // Each run trains exactly `train_config(run)`.
     let config = eval.train_config(train_set.len(), 1);
@@ -310,7 +326,7 @@ fn standard_evaluation_with_augmentation() {
             runs: 0,
             ..eval.clone()
         },
-        &mut |_, _, _| {},
+        &mut ddlens::progress::Silent,
     )
     .unwrap_err()
     .to_string();

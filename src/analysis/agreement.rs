@@ -35,8 +35,9 @@ use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, uniform_fractions, Dataset};
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::report::plot::{BarChart, LineChart, Series};
-use crate::train::{evaluate, train, write_atomic, Control, RecordEval, StepContext, TrainConfig};
+use crate::train::{evaluate, train, Control, RecordEval, StepContext, TrainConfig};
 
 /// Format tag of pool files (safetensors metadata `format`).
 pub const POOL_FORMAT: &str = "ddlens-agreement-pool";
@@ -360,7 +361,7 @@ pub fn train_pool_shard(
     real: RealData<'_>,
     config: &AgreementConfig,
     shard: Shard,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<PoolShard> {
     config.validate()?;
     if shard.count == 0 || shard.index >= shard.count {
@@ -380,7 +381,7 @@ pub fn train_pool_shard(
             Pool::B => format!("pool B run {}/{}", index + 1, config.pool_b_runs),
         };
         let mut hook = |ctx: &StepContext<'_>| {
-            progress(&stage, ctx.step, ctx.total_steps)?;
+            progress.report(&stage, ctx.step, ctx.total_steps)?;
             Ok(Control::Continue)
         };
         match pool {
@@ -509,7 +510,7 @@ impl PoolShard {
         });
         let meta: std::collections::BTreeMap<String, String> =
             [(POOL_FORMAT.to_string(), header.to_string())].into();
-        let bytes = crate::safetensors_io::serialize(views, &meta).map_err(bad)?;
+        let bytes = crate::io::serialize_safetensors(views, &meta).map_err(bad)?;
         write_atomic(path, &bytes)
     }
 
@@ -837,7 +838,7 @@ pub fn agreement_from_pool(
     sets: &[NamedSet],
     config: &AgreementConfig,
     pool: &[PoolMember],
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<AgreementResult> {
     config.validate()?;
     let test = test_sample(real.test, config.test_images, config.seed)?;
@@ -909,7 +910,7 @@ pub fn agreement_from_pool(
                 config.distilled_runs
             );
             let mut hook = |ctx: &StepContext<'_>| {
-                progress(&stage, ctx.step, ctx.total_steps)?;
+                progress.report(&stage, ctx.step, ctx.total_steps)?;
                 Ok(Control::Continue)
             };
             let trained = train(
@@ -957,7 +958,7 @@ pub fn agreement_from_pool(
             pool_b: matched(&b)?,
         });
     }
-    progress("agreement", sets.len(), sets.len())?;
+    progress.report("agreement", sets.len(), sets.len())?;
     Ok(AgreementResult {
         test_images: test.len(),
         distilled_protocol: format!(
@@ -977,7 +978,7 @@ pub fn agreement(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &AgreementConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<AgreementResult> {
     let shard = train_pool_shard(model, real, config, Shard::WHOLE, progress)?;
     let pool = merge_pool(std::slice::from_ref(&shard), &shard.fingerprint, config)?;
@@ -1071,7 +1072,7 @@ impl Analysis for Agreement {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &AgreementConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<AgreementResult> {
         agreement(model, real, sets, config, progress)
     }

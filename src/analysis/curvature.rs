@@ -170,7 +170,7 @@ pub fn curvature(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &CurvatureConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<CurvatureResult> {
     config.validate()?;
     let sample = real_sample(real.train, config)?;
@@ -233,7 +233,8 @@ pub fn curvature(
 }
 
 fn progress_start(hook: &mut Measure<'_, '_, '_>) -> Result<()> {
-    (hook.progress)("curvature", 0, hook.config.steps.len())
+    hook.progress
+        .report("curvature", 0, hook.config.steps.len())
 }
 
 fn real_sample(train: &Dataset, config: &CurvatureConfig) -> Result<Dataset> {
@@ -264,7 +265,7 @@ struct Measure<'c, 't, 'p> {
     targets: &'t [(&'t str, &'t Dataset)],
     rows: Vec<Vec<TraceEstimate>>,
     spectra: Vec<Vec<Spectrum>>,
-    progress: Progress<'p>,
+    progress: &'p mut dyn Progress,
 }
 
 impl Measure<'_, '_, '_> {
@@ -289,7 +290,8 @@ impl Hook for Measure<'_, '_, '_> {
     fn on_step(&mut self, ctx: &StepContext<'_>) -> Result<Control> {
         if self.config.steps.binary_search(&ctx.step).is_ok() {
             self.measure(ctx)?;
-            (self.progress)("curvature", self.rows[0].len(), self.config.steps.len())?;
+            self.progress
+                .report("curvature", self.rows[0].len(), self.config.steps.len())?;
         }
         Ok(Control::Continue)
     }
@@ -397,7 +399,7 @@ impl Analysis for Curvature {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &CurvatureConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<CurvatureResult> {
         curvature(model, real, sets, config, progress)
     }

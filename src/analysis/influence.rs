@@ -206,7 +206,7 @@ pub fn influence(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &InfluenceConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<InfluenceResult> {
     config.validate()?;
     if sets.is_empty() {
@@ -248,7 +248,7 @@ fn feature_model(
     real: RealData<'_>,
     test: &Dataset,
     config: &InfluenceConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<(Array2<f32>, f64)> {
     let params = match &config.feature_params {
         Some(path) => train::load_params(std::path::Path::new(path), model.manifest())?,
@@ -261,7 +261,7 @@ fn feature_model(
                 .max(1);
             let total = c.total_steps(real.train.len());
             let mut hook = |ctx: &train::StepContext<'_>| {
-                progress("feature model", ctx.step, total)?;
+                progress.report("feature model", ctx.step, total)?;
                 Ok(train::Control::Continue)
             };
             let init = model.init_params(config.seed ^ 0xfea7);
@@ -316,7 +316,7 @@ fn one_set(
     test: &Dataset,
     features: &Array2<f32>,
     config: &InfluenceConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<SetInfluence> {
     let data = &set.data;
     let n = data.len();
@@ -330,10 +330,10 @@ fn one_set(
     let loo = &analysed[..loo_count];
     let total = 1 + loo.len() + analysed.len();
     let stage = format!("influence {}", set.name);
-    progress(&stage, 0, total)?;
+    progress.report(&stage, 0, total)?;
     let full = p_dist(model, &init, data, config.steps, config.seed)?;
     let base = evaluate(model, &full, test)?;
-    progress(&stage, 1, total)?;
+    progress.report(&stage, 1, total)?;
 
     let mut loo_rows: Vec<Option<Vec<f32>>> = vec![None; analysed.len()];
     for (k, &i) in loo.iter().enumerate() {
@@ -352,7 +352,7 @@ fn one_set(
             .map(|(a, b)| a - b)
             .collect();
         loo_rows[k] = Some(row);
-        progress(&stage, 2 + k, total)?;
+        progress.report(&stage, 2 + k, total)?;
     }
 
     let op = HessianOperator::new(model, &full, data, 256)?;
@@ -395,7 +395,7 @@ fn one_set(
             top_similarity,
             random_similarity,
         });
-        progress(&stage, 1 + loo.len() + k + 1, total)?;
+        progress.report(&stage, 1 + loo.len() + k + 1, total)?;
     }
     let mut rhos: Vec<f64> = images.iter().filter_map(|im| im.spearman).collect();
     rhos.sort_by(f64::total_cmp);
@@ -604,7 +604,7 @@ impl Analysis for Influence {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &InfluenceConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<InfluenceResult> {
         influence(model, real, sets, config, progress)
     }

@@ -341,7 +341,7 @@ pub fn mixing(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &MixingConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<MixingResult> {
     config.validate()?;
     if sets.is_empty() {
@@ -386,7 +386,7 @@ pub fn mixing(
 
     let total = plan.len() * config.ks.len() * config.runs * config.steps;
     let mut done = 0usize;
-    progress("mixing", 0, total)?;
+    progress.report("mixing", 0, total)?;
     let mut curves = Vec::with_capacity(plan.len());
     for CurvePlan {
         name,
@@ -408,7 +408,7 @@ pub fn mixing(
                 let tc = config.train_config(run);
                 let base = done;
                 let acc = train_and_test(model, &mixed, &tc, &test, &mut |step| {
-                    progress("mixing", base + step, total)
+                    progress.report("mixing", base + step, total)
                 })?;
                 done = base + config.steps;
                 accuracies.push(acc);
@@ -445,7 +445,7 @@ pub fn mixing(
             c.gap_to_baseline = Some(c.points.iter().zip(b).map(|(p, b)| p.mean - b).collect());
         }
     }
-    progress("mixing", total, total)?;
+    progress.report("mixing", total, total)?;
     Ok(MixingResult {
         ks: config.ks.clone(),
         runs: config.runs,
@@ -505,7 +505,7 @@ impl Analysis for Mixing {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &MixingConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<MixingResult> {
         mixing(model, real, sets, config, progress)
     }

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::Bundle;
 use crate::data::{Dataset, DistilledSet};
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::report::plot::{self, BarChart, Heatmap, LineChart};
-use crate::train::write_atomic;
 
 /// Version of the result files' envelope (`format_version` in every `<analysis>.json`).
 pub const RESULT_FORMAT_VERSION: u32 = 1;
@@ -115,11 +115,9 @@ pub struct RealData<'a> {
     pub test: &'a Dataset,
 }
 
-/// Progress of long analyses, called as `(stage, done, total)`; returning an error (normally
-/// [`Error::Cancelled`]) stops the analysis and is returned by it.
-pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize) -> Result<()>;
+pub use crate::progress::Progress;
 
-/// A progress callback that ignores every report.
+/// A progress callback that ignores every report (the same as [`crate::progress::Silent`]).
 pub fn no_progress(_stage: &str, _done: usize, _total: usize) -> Result<()> {
     Ok(())
 }
@@ -245,7 +243,7 @@ pub trait Analysis {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &Self::Config,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<Self::Output>;
 
     /// The figures of a result, as `(file-name suffix, figure)`; suffix `""` is the main one.
@@ -297,7 +295,7 @@ pub fn run_and_save<A: Analysis>(
     config: &A::Config,
     info: &RunInfo,
     out_dir: Option<&Path>,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<(serde_json::Value, Option<SavedFiles>)> {
     let output = A::run(model, real, sets, config, progress)?;
     let saved = match out_dir {

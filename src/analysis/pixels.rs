@@ -86,7 +86,7 @@ pub fn pixels(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &PixelsConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<PixelsResult> {
     if config.bins == 0 {
         return Err(Error::invalid("bins", "must be at least 1"));
@@ -121,7 +121,7 @@ pub fn pixels(
     let real_range: Vec<(f32, f32)> = values[0].iter().map(|c| min_max(c)).collect();
     let mut out = Vec::with_capacity(all.len());
     for (k, ((name, d), chans)) in all.iter().zip(&values).enumerate() {
-        progress("pixels", k, all.len())?;
+        progress.report("pixels", k, all.len())?;
         let channels = chans
             .iter()
             .zip(&real_range)
@@ -135,7 +135,7 @@ pub fn pixels(
             density,
         });
     }
-    progress("pixels", all.len(), all.len())?;
+    progress.report("pixels", all.len(), all.len())?;
     Ok(PixelsResult {
         bin_edges: edges,
         sets: out,
@@ -258,7 +258,7 @@ impl Analysis for Pixels {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &PixelsConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<PixelsResult> {
         pixels(real, sets, config, progress)
     }

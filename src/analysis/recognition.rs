@@ -249,7 +249,7 @@ pub fn recognition(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &RecognitionConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<RecognitionResult> {
     if config.models.is_empty() {
         return Err(Error::invalid("models", "give at least one model"));
@@ -303,7 +303,7 @@ pub fn recognition(
                 let tc = config.train_config(m);
                 let stage = format!("train {}", bundle.name());
                 let mut hook = |ctx: &StepContext<'_>| {
-                    progress(&stage, ctx.step, ctx.total_steps)?;
+                    progress.report(&stage, ctx.step, ctx.total_steps)?;
                     Ok(Control::Continue)
                 };
                 let out = train(
@@ -326,7 +326,7 @@ pub fn recognition(
                 (out.params, "trained", file, out.steps)
             }
         };
-        progress("evaluate on the test images", m, bundles.len())?;
+        progress.report("evaluate on the test images", m, bundles.len())?;
         let test_accuracy = evaluate(bundle, &params, &test)?.accuracy;
         records.push(ModelRecord {
             entry: entry.clone(),
@@ -340,7 +340,7 @@ pub fn recognition(
     }
     let mut out = Vec::with_capacity(sets.len());
     for (k, set) in sets.iter().enumerate() {
-        progress("recognise", k, sets.len())?;
+        progress.report("recognise", k, sets.len())?;
         let mut per_model = Vec::with_capacity(bundles.len());
         for (b, params) in bundles.iter().zip(&trained) {
             let (correct, per_class) = recognition_of(b.get(), params, &set.data)?;
@@ -357,7 +357,7 @@ pub fn recognition(
             models: per_model,
         });
     }
-    progress("recognise", sets.len(), sets.len())?;
+    progress.report("recognise", sets.len(), sets.len())?;
     Ok(RecognitionResult {
         test_images: test.len(),
         models: records,
@@ -450,7 +450,7 @@ impl Analysis for Recognition {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &RecognitionConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<RecognitionResult> {
         recognition(model, real, sets, config, progress)
     }

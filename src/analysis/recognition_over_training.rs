@@ -104,12 +104,12 @@ struct Recorder<'a, 'p> {
     steps: Vec<usize>,
     accuracy: Vec<Vec<f64>>,
     loss: Vec<Vec<f64>>,
-    progress: Progress<'p>,
+    progress: &'p mut dyn Progress,
 }
 
 impl Hook for Recorder<'_, '_> {
     fn on_step(&mut self, ctx: &StepContext<'_>) -> Result<Control> {
-        (self.progress)("P_real", ctx.step, ctx.total_steps)?;
+        self.progress.report("P_real", ctx.step, ctx.total_steps)?;
         if ctx.step.is_multiple_of(self.every) || ctx.step == ctx.total_steps {
             self.steps.push(ctx.step);
             for (k, d) in self.data.iter().enumerate() {
@@ -129,7 +129,7 @@ pub fn recognition_over_training(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &RotConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<RotResult> {
     if config.steps == 0 {
         return Err(Error::invalid("steps", "must be at least 1"));
@@ -257,7 +257,7 @@ impl Analysis for RecognitionOverTraining {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &RotConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<RotResult> {
         recognition_over_training(model, real, sets, config, progress)
     }

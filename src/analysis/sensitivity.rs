@@ -409,7 +409,7 @@ pub fn sensitivity(
     real: RealData<'_>,
     sets: &[NamedSet],
     config: &SensitivityConfig,
-    progress: Progress<'_>,
+    progress: &mut dyn Progress,
 ) -> Result<SensitivityResult> {
     config.validate()?;
     if sets.is_empty() {
@@ -464,7 +464,7 @@ pub fn sensitivity(
         }
     }
     let mut done = 0usize;
-    progress("sensitivity", 0, total)?;
+    progress.report("sensitivity", 0, total)?;
 
     let mut rows = Vec::with_capacity(plan.len());
     for RowPlan {
@@ -501,7 +501,7 @@ pub fn sensitivity(
                 let tc = config.setup_config(s.kind, n, lr, run);
                 let base = done;
                 let acc = train_and_test(bundle, data, &tc, &test, &mut |step| {
-                    progress("sensitivity", base + step, total)
+                    progress.report("sensitivity", base + step, total)
                 });
                 done = base + steps;
                 match acc {
@@ -538,7 +538,7 @@ pub fn sensitivity(
             cells,
         });
     }
-    progress("sensitivity", total, total)?;
+    progress.report("sensitivity", total, total)?;
     let table = SensitivityTable {
         rows: rows.iter().map(|r| r.name.clone()).collect(),
         setups: setups.iter().map(|s| s.info.name.clone()).collect(),
@@ -643,7 +643,7 @@ impl Analysis for Sensitivity {
         real: RealData<'_>,
         sets: &[NamedSet],
         config: &SensitivityConfig,
-        progress: Progress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<SensitivityResult> {
         sensitivity(model, real, sets, config, progress)
     }

@@ -121,6 +121,16 @@ impl Dsa {
         Dsa::new(params, self.ops)
     }
 
+    /// The standard strategy for training on `dataset`: every family, without flips on MNIST
+    /// (mirrored digits are not digits). The one place that rule lives: distillation,
+    /// experts and evaluation all take their augmentation from here.
+    pub fn standard_for(dataset: Option<crate::data::DatasetName>) -> Dsa {
+        match dataset {
+            Some(crate::data::DatasetName::Mnist) => Dsa::default().without(AugOp::Flip),
+            _ => Dsa::default(),
+        }
+    }
+
     /// The same strategy without `op` (e.g. `without(AugOp::Flip)` for digits).
     pub fn without(mut self, op: AugOp) -> Dsa {
         self.ops.retain(|o| *o != op);

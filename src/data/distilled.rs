@@ -1,9 +1,7 @@
 //! [`DistilledSet`]: a distilled dataset with its optional learned learning rate and metadata,
 //! stored as safetensors (see docs/distilled-format.md).
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array1, Array4};
 use safetensors::tensor::TensorView;
@@ -80,15 +78,7 @@ impl DistilledSet {
     /// Writes the set as safetensors, atomically: to `{path}.tmp`, flushed to disk, then
     /// renamed over `path`, so a crash never leaves a half-written file under the real name.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        let tmp = tmp_path(path);
-        let written = write_synced(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-        if written.is_err() {
-            // Best effort: the original error is the one worth reporting.
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        crate::io::write_atomic(path, &self.to_bytes()?)
     }
 
     /// The safetensors encoding of the set.
@@ -126,7 +116,7 @@ impl DistilledSet {
             tensors.push(("lr", view(Dtype::F32, vec![], &lr[..])));
         }
         let map = self.meta.to_map(self.data.num_classes());
-        crate::safetensors_io::serialize(tensors, &map)
+        crate::io::serialize_safetensors(tensors, &map)
             .map_err(|e| Error::invalid("distilled set", format!("cannot encode: {e}")))
     }
 }
@@ -231,16 +221,4 @@ fn expect_dtype(t: &TensorView, name: &str, allowed: &[Dtype], origin: &str) -> 
             allowed.join(" or ")
         ),
     ))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
 }

@@ -50,6 +50,17 @@ impl DatasetName {
         DatasetName::Cifar10,
     ];
 
+    /// The benchmark a split was loaded from, by its name (`fashion-mnist-train`,
+    /// `cifar10-test`, or the bare benchmark name), if any: how a dataset handed over by a
+    /// caller is matched to its benchmark's augmentation and normalisation.
+    pub fn of_split(name: &str) -> Option<DatasetName> {
+        let base = name
+            .strip_suffix("-train")
+            .or_else(|| name.strip_suffix("-test"))
+            .unwrap_or(name);
+        base.parse().ok()
+    }
+
     /// Canonical name: `fashion-mnist`, `mnist` or `cifar10`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,7 +17,7 @@ use safetensors::SafeTensors;
 
 use super::synthetic::Synthetic;
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "ddlens-distill-checkpoint";
@@ -106,7 +106,7 @@ impl Checkpoint {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        crate::safetensors_io::serialize(views, &meta)
+        crate::io::serialize_safetensors(views, &meta)
             .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))
     }
 

@@ -24,7 +24,9 @@ use crate::augment::Dsa;
 use crate::bundle::{Bundle, Manifest, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::train::{load_params, save_params, write_atomic, Sgd, SgdConfig};
+use crate::io::write_atomic;
+use crate::progress::{Offset, Progress};
+use crate::train::{load_params, save_params, Sgd, SgdConfig};
 
 /// The `format` field of `experts.json`.
 pub const EXPERTS_FORMAT: &str = "ddlens-experts";
@@ -95,44 +97,46 @@ impl Trajectory {
 /// Trains `n_experts` experts on `real`. Expert `i` draws its initialisation, shuffles and
 /// augmentations from stream `i` of a ChaCha8 generator seeded with `seed`, so each expert is
 /// reproducible on its own and the set does not depend on how many are generated.
-/// `progress(expert, epoch)` is called after every epoch.
+/// `progress` counts epochs over all experts (`experts`, done, `n_experts * epochs`); an error
+/// it returns stops the generation with that error.
 pub fn generate_experts(
     bundle: &Bundle,
     real: &Dataset,
     n_experts: usize,
     config: &ExpertConfig,
     seed: u64,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn Progress,
 ) -> Result<Vec<Trajectory>> {
-    (0..n_experts)
-        .map(|i| generate_expert(bundle, real, config, seed, i, progress))
-        .collect()
+    let total = n_experts * config.epochs;
+    progress.report("experts", 0, total)?;
+    let mut experts = Vec::with_capacity(n_experts);
+    for i in 0..n_experts {
+        let mut shifted = Offset {
+            inner: &mut *progress,
+            offset: i * config.epochs,
+            total,
+        };
+        experts.push(generate_expert(
+            bundle,
+            real,
+            config,
+            seed,
+            i,
+            &mut shifted,
+        )?);
+    }
+    Ok(experts)
 }
 
-/// Expert number `index` of [`generate_experts`] alone.
+/// Expert number `index` of [`generate_experts`] alone; `progress` hears (`experts`, epochs
+/// done, epochs) after every epoch and may stop it.
 pub fn generate_expert(
     bundle: &Bundle,
     real: &Dataset,
     config: &ExpertConfig,
     seed: u64,
     index: usize,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Trajectory> {
-    generate_expert_with(bundle, real, config, seed, index, &mut |e, ep| {
-        progress(e, ep);
-        Ok(())
-    })
-}
-
-/// [`generate_expert`] with a progress callback that may stop the generation: an error it
-/// returns (e.g. a cancellation asked for through the C ABI) ends the call with that error.
-pub fn generate_expert_with(
-    bundle: &Bundle,
-    real: &Dataset,
-    config: &ExpertConfig,
-    seed: u64,
-    index: usize,
-    progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+    progress: &mut dyn Progress,
 ) -> Result<Trajectory> {
     check_inputs(bundle, real, config)?;
     let mut run = ExpertRun::start(bundle, config, seed, index);
@@ -140,7 +144,7 @@ pub fn generate_expert_with(
     while run.epoch < config.epochs {
         run.train_epoch(bundle, real, config)?;
         checkpoints.push(run.params.clone());
-        progress(index, run.epoch)?;
+        progress.report("experts", run.epoch, config.epochs)?;
     }
     Ok(Trajectory { checkpoints })
 }

@@ -23,7 +23,9 @@ use crate::augment::Dsa;
 use crate::bundle::{Bundle, Manifest};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::train::{load_params, save_params, write_atomic};
+use crate::io::write_atomic;
+use crate::progress::Progress;
+use crate::train::{load_params, save_params};
 
 /// The `format` field of an expert's `state.json`.
 pub const EXPERT_STATE_FORMAT: &str = "ddlens-expert-state";
@@ -189,9 +191,9 @@ fn save_progress(
 /// Generates `n` experts into `dir` (created if needed), continuing any expert an earlier,
 /// interrupted call with the same settings left unfinished, and writes the index last. The
 /// result is bit-identical to an uninterrupted generation ([`super::generate_experts`] and
-/// [`super::save_experts`]). `progress(expert, epochs done)` is called after every epoch (and
-/// once per resumed expert); an error it returns stops the generation, which can then be
-/// resumed. Errors before any training if `dir` holds experts made with other settings.
+/// [`super::save_experts`]). `progress` counts epochs over all experts (`experts`, done,
+/// `n * epochs`; from the resumed count), before the first epoch and after every one, with the
+/// expert as a note; an error it returns stops the generation, which can then be resumed. Errors before any training if `dir` holds experts made with other settings.
 pub fn generate_experts_into(
     dir: &Path,
     bundle: &Bundle,
@@ -199,7 +201,7 @@ pub fn generate_experts_into(
     n: usize,
     config: &ExpertConfig,
     seed: u64,
-    progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+    progress: &mut dyn Progress,
 ) -> Result<ExpertIndex> {
     if n == 0 {
         return Err(Error::invalid("num_experts", "must be at least 1"));
@@ -218,6 +220,15 @@ pub fn generate_experts_into(
     if index_file.exists() && !complete {
         std::fs::remove_file(&index_file).map_err(|e| Error::io(&index_file, e))?;
     }
+    let epochs = config.epochs;
+    let total = n.checked_mul(epochs).ok_or_else(|| {
+        Error::invalid(
+            "epochs",
+            format!("{n} experts of {epochs} epochs is too many"),
+        )
+    })?;
+    let done_before: usize = states.iter().flatten().map(|s| s.epoch).sum();
+    progress.report("experts", done_before, total)?;
     for (i, state) in states.iter().enumerate() {
         let mut run = match state {
             Some(s) => resume_run(dir, bundle, config, &settings, i, s)?,
@@ -229,13 +240,15 @@ pub fn generate_experts_into(
                 run
             }
         };
-        if run.epoch > 0 {
-            progress(i, run.epoch)?;
-        }
         while run.epoch < config.epochs {
             run.train_epoch(bundle, real, config)?;
             save_progress(dir, bundle.manifest(), &settings, &run)?;
-            progress(i, run.epoch)?;
+            progress.note(&format!(
+                "expert {}/{n}, epoch {}/{epochs}",
+                i + 1,
+                run.epoch
+            ));
+            progress.report("experts", i * epochs + run.epoch, total)?;
         }
     }
     write_expert_index(dir, bundle.manifest(), n, config.epochs, config, seed)

@@ -7,7 +7,7 @@ use ndarray::{Array3, ArrayView4};
 
 use crate::data::Normalizer;
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// Gap between images and around the grid, in output pixels.
 pub const GRID_PADDING: usize = 2;

@@ -14,16 +14,18 @@ use super::synthetic::Synthetic;
 use crate::bundle::{Bundle, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::train::EVAL_BATCH;
 
 /// `ipc` images per class chosen by herding in the feature space of `params`. `progress`
-/// gets (classes done, number of classes).
+/// hears (`herding`, classes done, number of classes) after each class; an error it returns
+/// stops the herding.
 pub fn herding_set(
     bundle: &Bundle,
     params: &Params,
     real: &Dataset,
     ipc: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn Progress,
 ) -> Result<Synthetic> {
     real.check_against(bundle.manifest())?;
     let classes = real.class_indices();
@@ -41,7 +43,7 @@ pub fn herding_set(
         }
         let features = class_features(bundle, params, real, members)?;
         picked.extend(herd(&features, ipc).into_iter().map(|k| members[k]));
-        progress(c + 1, classes.len());
+        progress.report("herding", c + 1, classes.len())?;
     }
     let (images, labels) = real.select(&picked)?.into_parts();
     Ok(Synthetic {

@@ -19,6 +19,7 @@ mod expert_store;
 mod grid;
 mod herding;
 mod image_sgd;
+mod job;
 mod method;
 mod mtt;
 mod random;
@@ -31,14 +32,15 @@ pub use checkpoint::{Checkpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
 pub use dc::{class_match, gradient_distance, ClassMatch, Dc, DcConfig, GradientDistance};
 pub use dm::{class_loss_and_grad as dm_class_loss_and_grad, Dm, DmConfig};
 pub use expert::{
-    checkpoint_path as expert_checkpoint_path, generate_expert, generate_expert_with,
-    generate_experts, save_expert, save_experts, write_expert_index, ExpertConfig, ExpertDir,
-    ExpertIndex, ExpertSource, Trajectory, EXPERTS_FORMAT,
+    checkpoint_path as expert_checkpoint_path, generate_expert, generate_experts, save_expert,
+    save_experts, write_expert_index, ExpertConfig, ExpertDir, ExpertIndex, ExpertSource,
+    Trajectory, EXPERTS_FORMAT,
 };
 pub use expert_store::{generate_experts_into, EXPERT_STATE_FORMAT};
 pub use grid::{encode_png, grid, write_grid_png, Picture, GRID_MIN_SIZE, GRID_PADDING};
 pub use herding::{herd, herding_set};
 pub use image_sgd::TensorSgd;
+pub use job::{DistillJob, ExpertJob, Field, MethodKind, Outcome, Written};
 pub use method::{IterContext, Method};
 pub use mtt::{Mtt, MttConfig, StepAugmentations};
 pub use random::random_set;

@@ -20,6 +20,7 @@ use super::synthetic::Synthetic;
 use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// How to run a method.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -57,8 +58,10 @@ pub fn iteration_rng(seed: u64, iteration: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Runs `method` on `syn` until `config.iterations` iterations are done, calling `progress`
-/// with (iterations done, total, loss) after each one.
+/// Runs `method` on `syn` until `config.iterations` iterations are done. `progress` hears
+/// (method name, iterations done, total) once before the first iteration (the checkpoint's
+/// count when resuming) and after each one (after its checkpoint, if one was due), with the
+/// loss as a note; an error it returns stops the run with that error.
 ///
 /// With `resume`, the checkpoint in `config.checkpoint` is loaded first (its settings must
 /// match this run's, its synthetic set replaces `syn`) and the run continues from it;
@@ -71,7 +74,7 @@ pub fn run(
     real: &Dataset,
     config: &RunConfig,
     resume: bool,
-    progress: &mut dyn FnMut(usize, usize, f32),
+    progress: &mut dyn Progress,
 ) -> Result<RunLog> {
     let start = Instant::now();
     check_config(config)?;
@@ -99,16 +102,18 @@ pub fn run(
         method.init(&mut ctx(0, iteration_rng(config.seed, u64::MAX)), syn)?;
         0
     };
+    progress.report(method.name(), first, config.iterations)?;
     for it in first..config.iterations {
         let mut c = ctx(it, iteration_rng(config.seed, it as u64));
         let loss = method.iterate(&mut c, syn)?;
         check_finite(method.name(), it, loss, syn)?;
         losses.push(loss);
         let done = it + 1;
-        progress(done, config.iterations, loss);
         if wants_checkpoint(config, done) {
             save(method, syn, &losses, done, &fingerprint, config)?;
         }
+        progress.note(&format!("loss {loss:.4}"));
+        progress.report(method.name(), done, config.iterations)?;
     }
     Ok(RunLog {
         losses,

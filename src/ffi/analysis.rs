@@ -16,7 +16,7 @@ use super::dataset::DdlDataset;
 use super::distilled::DdlDistilledSet;
 use super::guard::{ffi_call, FfiError, FfiResult};
 use super::handles::borrow;
-use super::progress::{DdlProgressFn, Progress};
+use super::progress::{Callback, DdlProgressFn};
 use super::status::DdlStatus;
 use crate::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 
@@ -88,9 +88,7 @@ pub(crate) unsafe fn analyze<A: Analysis>(func: &str, a: AnalyzeArgs) -> DdlStat
             budget,
             seed: a.seed,
         };
-        let progress = Progress::new(a.progress, a.user_data);
-        let mut report =
-            |_stage: &str, done: usize, total: usize| progress.report(done as u64, total as u64);
+        let mut report = Callback::new(a.progress, a.user_data);
         let (json, _) = analysis::run_and_save::<A>(
             bundle,
             RealData { train, test },

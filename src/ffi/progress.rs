@@ -3,6 +3,7 @@
 use std::ffi::{c_int, c_void};
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// Progress callback of long calls (`ddl_train`, `ddl_standard_evaluation`): called on the
 /// calling thread with the caller's `user_data`, the number of steps done and the total, once
@@ -13,17 +14,17 @@ use crate::error::{Error, Result};
 pub type DdlProgressFn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, step: u64, total: u64) -> c_int>;
 
-/// A C callback with its user data, reporting `offset + step` of `total` (so several runs can
-/// report one continuous count).
+/// A C callback with its user data: the C side of the library's [`Progress`] contract
+/// (`done`/`total` are forwarded, the stage and notes are not).
 #[derive(Clone, Copy)]
-pub(crate) struct Progress {
+pub(crate) struct Callback {
     callback: DdlProgressFn,
     user_data: *mut c_void,
 }
 
-impl Progress {
-    pub(crate) fn new(callback: DdlProgressFn, user_data: *mut c_void) -> Progress {
-        Progress {
+impl Callback {
+    pub(crate) fn new(callback: DdlProgressFn, user_data: *mut c_void) -> Callback {
+        Callback {
             callback,
             user_data,
         }
@@ -41,5 +42,11 @@ impl Progress {
             )));
         }
         Ok(())
+    }
+}
+
+impl Progress for Callback {
+    fn report(&mut self, _stage: &str, done: usize, total: usize) -> Result<()> {
+        Callback::report(self, done as u64, total as u64)
     }
 }

@@ -111,6 +111,7 @@ impl DdlStatus {
             Error::Data { .. } => DdlStatus::Data,
             Error::Ort { .. } => DdlStatus::Ort,
             Error::Cancelled(_) => DdlStatus::Cancelled,
+            Error::Internal(_) => DdlStatus::Internal,
         }
     }
 }

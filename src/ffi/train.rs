@@ -10,7 +10,7 @@ use super::dataset::DdlDataset;
 use super::guard::{ffi_call, FfiError};
 use super::handles::{borrow, into_handle};
 use super::params::DdlParams;
-use super::progress::{DdlProgressFn, Progress};
+use super::progress::{Callback, DdlProgressFn};
 use super::status::DdlStatus;
 use super::train_config::DdlTrainConfig;
 use crate::train::{self, Control, Hook, StepContext};
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn ddl_train(
                 &borrow(config, "config")?.inner,
             )
         };
-        let progress = Progress::new(progress, user_data);
+        let progress = Callback::new(progress, user_data);
         let mut hook = |ctx: &StepContext<'_>| {
             progress.report(ctx.step as u64, ctx.total_steps as u64)?;
             Ok(Control::Continue)
@@ -173,18 +173,6 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
         let epochs = usize::try_from(epochs)
             .map_err(|_| FfiError::invalid("epochs", "does not fit in size_t"))
             .and_then(|e| args::positive(e, "epochs"))?;
-        let progress = Progress::new(progress, user_data);
-        let mut hook = |run: usize, ctx: &StepContext<'_>| {
-            // Step 0 of a later run is the last step of the previous one: report it once.
-            if run == 0 || ctx.step > 0 {
-                let per_run = ctx.total_steps as u64;
-                progress.report(
-                    run as u64 * per_run + ctx.step as u64,
-                    runs as u64 * per_run,
-                )?;
-            }
-            Ok(Control::Continue)
-        };
         let eval = train::StandardEval {
             runs,
             epochs,
@@ -192,7 +180,14 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
             seed,
             augment: None,
         };
-        let summary = train::standard_evaluation_with_hook(b, tr, te, tr.name(), &eval, &mut hook)?;
+        let summary = train::standard_evaluation(
+            b,
+            tr,
+            te,
+            tr.name(),
+            &eval,
+            &mut Callback::new(progress, user_data),
+        )?;
         *out = args::give_json(&summary)?;
         Ok(())
     })

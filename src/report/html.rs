@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::summary::{summarize, Table};
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// The order in which analyses appear (the paper's order); unknown ones follow by name.
 pub const ANALYSIS_ORDER: [&str; 8] = [

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::distill::encode_png;
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// Figure size in pixels (width, height) of every chart unless the chart says otherwise.
 pub const FIGURE_SIZE: (u32, u32) = (960, 600);

@@ -34,9 +34,9 @@ pub fn save_params(path: &Path, manifest: &Manifest, params: &Params) -> Result<
         ("model".to_string(), manifest.name.clone()),
     ]
     .into();
-    let data = crate::safetensors_io::serialize(views, &meta)
+    let data = crate::io::serialize_safetensors(views, &meta)
         .map_err(|e| Error::invalid("params", e.to_string()))?;
-    write_atomic(path, &data)
+    crate::io::write_atomic(path, &data)
 }
 
 /// Reads parameters saved by [`save_params`] (or by PyTorch with the same names).
@@ -75,13 +75,4 @@ pub fn load_params(path: &Path, manifest: &Manifest) -> Result<Params> {
         })
         .collect::<Result<Vec<_>>>()?;
     Params::from_tensors(&manifest.params, tensors)
-}
-
-/// Writes `data` to `path` through `path.tmp` and a rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

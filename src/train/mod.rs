@@ -11,14 +11,13 @@ mod protocol;
 mod schedule;
 mod trainer;
 
-pub use checkpoint::{load_params, save_params, write_atomic};
+pub use checkpoint::{load_params, save_params};
 pub use config::TrainConfig;
 pub use eval::{evaluate, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
 pub use hooks::{Control, EvalRecord, Hook, RecordEval, SaveParams, StepContext};
 pub use optimizer::{Sgd, SgdConfig};
 pub use protocol::{
-    standard_evaluation, standard_evaluation_with_hook, EvalSummary, StandardEval, STANDARD_EPOCHS,
-    STANDARD_EPOCHS_DSA,
+    standard_evaluation, EvalSummary, StandardEval, STANDARD_EPOCHS, STANDARD_EPOCHS_DSA,
 };
 pub use schedule::Schedule;
 pub use trainer::{train, StepLog, TrainOutcome};

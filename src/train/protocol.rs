@@ -12,6 +12,7 @@ use crate::augment::Dsa;
 use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// Test accuracies of repeated standard evaluations.
 #[derive(Debug, Clone, Serialize)]
@@ -129,39 +130,31 @@ impl StandardEval {
 }
 
 /// Trains `eval.runs` fresh models on `train_set` with the standard recipe (see
-/// [`StandardEval`]) and evaluates each on `test`. `progress` is called after every update
-/// with (run, step, total steps of the run).
+/// [`StandardEval`]) and evaluates each on `test` after its final epoch. `progress` sees one
+/// count over all runs (`train`, step, runs × steps per run), before the first update and after
+/// each, with the run as a note; an error it returns stops the protocol with that error.
 pub fn standard_evaluation(
     bundle: &Bundle,
     train_set: &Dataset,
     test: &Dataset,
     label: &str,
     eval: &StandardEval,
-    progress: &mut dyn FnMut(usize, usize, usize),
-) -> Result<EvalSummary> {
-    let mut hook = |run: usize, ctx: &StepContext<'_>| {
-        progress(run, ctx.step, ctx.total_steps);
-        Ok(Control::Continue)
-    };
-    standard_evaluation_with_hook(bundle, train_set, test, label, eval, &mut hook)
-}
-
-/// [`standard_evaluation`] with a hook that sees every step of every run as `(run, ctx)`; an
-/// error from the hook (e.g. [`crate::Error::Cancelled`]) stops the whole protocol, and
-/// `Control::Stop` ends the current run early.
-pub fn standard_evaluation_with_hook(
-    bundle: &Bundle,
-    train_set: &Dataset,
-    test: &Dataset,
-    label: &str,
-    eval: &StandardEval,
-    hook: &mut dyn FnMut(usize, &StepContext<'_>) -> Result<Control>,
+    progress: &mut dyn Progress,
 ) -> Result<EvalSummary> {
     eval.validate()?;
     let mut accuracies = Vec::with_capacity(eval.runs);
     for run in 0..eval.runs {
         let config = eval.train_config(train_set.len(), run);
-        let mut run_hook = |ctx: &StepContext<'_>| hook(run, ctx);
+        let per_run = config.total_steps(train_set.len());
+        let total = per_run * eval.runs;
+        progress.note(&format!("run {}/{}", run + 1, eval.runs));
+        let mut run_hook = |ctx: &StepContext<'_>| {
+            // Step 0 of a later run is the last step of the previous one: report it once.
+            if run == 0 || ctx.step > 0 {
+                progress.report("train", run * per_run + ctx.step, total)?;
+            }
+            Ok(Control::Continue)
+        };
         let hooks: &mut [&mut dyn Hook] = &mut [&mut run_hook];
         let out = train(
             bundle,

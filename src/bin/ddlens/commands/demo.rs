@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::bar::Bar;
 use clap::Args;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 use ddlens::data::{DistilledMeta, Normalizer, Splits};
-use ddlens::distill::{self, Dm, DmConfig, RunConfig, Synthetic};
-use ddlens::progress::Progress;
+use ddlens::distill::{self, DistillJob, MethodKind};
 use ddlens::{Bundle, Error, Result};
 
-use super::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, DataArgs};
 
 /// Options of `ddlens demo`.
 #[derive(Args)]
@@ -82,7 +82,7 @@ impl Stages {
 }
 
 /// Runs the demo.
-pub(crate) fn cmd_demo(args: DemoArgs) -> Result<()> {
+pub(crate) fn run(args: DemoArgs) -> Result<()> {
     let sets_dir = args.out.join("sets");
     let analysis_dir = args.out.join("analysis");
     for d in [&sets_dir, &analysis_dir] {
@@ -188,16 +188,8 @@ fn run_one<A: Analysis>(ctx: &Ctx<'_>) -> Result<()> {
     }
     let overrides = demo_overrides(A::NAME, ctx.info.budget);
     let config = analysis::config_with::<A>(ctx.info.budget, ctx.info.seed, overrides)?;
-    let bar = Progress::new(A::NAME, 1);
-    let mut stage = String::new();
-    let mut progress = |label: &str, done: usize, total: usize| {
-        if label != stage {
-            stage = label.to_string();
-            bar.restart(label, total as u64);
-        }
-        bar.set(done as u64, "");
-        Ok(())
-    };
+    let bar = Bar::new(A::NAME, 1);
+    let mut progress = &bar;
     analysis::run_and_save::<A>(
         ctx.bundle,
         ctx.real,
@@ -236,28 +228,14 @@ fn distill_sets(
     if args.fresh {
         let _ = std::fs::remove_file(&ckpt);
     }
-    let config = DmConfig::default();
-    let settings = serde_json::to_value(&config).expect("config serialises");
-    let mut dm = Dm::new(config)?;
-    let run = RunConfig {
-        iterations: args.iterations,
-        seed: args.seed,
-        checkpoint_every: Some(10),
-        checkpoint: Some(ckpt.clone()),
-        settings,
-    };
-    let mut syn = Synthetic::from_real(&splits.train, args.ipc, args.seed)?;
-    let bar = Progress::new("dm", args.iterations as u64);
-    let resume = ckpt.exists();
-    distill::run(
-        &mut dm,
-        &mut syn,
-        bundle,
-        &splits.train,
-        &run,
-        resume,
-        &mut |it, _, loss| bar.set(it as u64, format!("loss {loss:.1}")),
-    )?;
+    let mut job = DistillJob::new(MethodKind::Dm, args.ipc)?;
+    job.iterations = Some(args.iterations);
+    job.seed = args.seed;
+    job.checkpoint = Some(ckpt.clone());
+    job.checkpoint_every = 10;
+    job.resume = ckpt.exists();
+    let bar = Bar::new("dm", args.iterations as u64);
+    let syn = job.run(bundle, &splits.train, &mut &bar)?.syn;
     bar.finish();
     let random = distill::random_set(&splits.train, args.ipc, args.seed)?;
     let mut out = Vec::new();

@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
+use crate::bar::Bar;
 use clap::{Args, Subcommand};
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
-use ddlens::progress::Progress;
 use ddlens::{Error, Result};
 
-use super::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, DataArgs};
 
 /// The analyses.
 #[derive(Subcommand)]
@@ -141,16 +141,8 @@ pub(crate) fn run<A: Analysis>(args: &CommonArgs) -> Result<()> {
         budget: args.budget,
         seed: args.seed,
     };
-    let bar = Progress::new(A::NAME, 1);
-    let mut stage = String::new();
-    let mut progress = |label: &str, done: usize, total: usize| {
-        if label != stage {
-            stage = label.to_string();
-            bar.restart(label, total as u64);
-        }
-        bar.set(done as u64, "");
-        Ok(())
-    };
+    let bar = Bar::new(A::NAME, 1);
+    let mut progress = &bar;
     let real = RealData {
         train: &splits.train,
         test: &splits.test,
@@ -217,19 +209,6 @@ fn parse_shard(s: &str) -> std::result::Result<analysis::agreement::Shard, Strin
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-/// A progress callback drawing `bar`, restarted at each new stage.
-fn bar_callback(bar: &Progress) -> impl FnMut(&str, usize, usize) -> Result<()> + '_ {
-    let mut stage = String::new();
-    move |label: &str, done: usize, total: usize| {
-        if label != stage {
-            stage = label.to_string();
-            bar.restart(label, total as u64);
-        }
-        bar.set(done as u64, "");
-        Ok(())
-    }
-}
-
 /// `agreement` in one process, as one shard of the pools, or as the merge of the shards.
 fn run_agreement(args: &AgreementArgs) -> Result<()> {
     use analysis::agreement::{self as ag, Agreement};
@@ -245,8 +224,8 @@ fn run_agreement(args: &AgreementArgs) -> Result<()> {
         train: &splits.train,
         test: &splits.test,
     };
-    let bar = Progress::new(Agreement::NAME, 1);
-    let mut progress = bar_callback(&bar);
+    let bar = Bar::new(Agreement::NAME, 1);
+    let mut progress = &bar;
     if let Some(shard) = args.shard {
         let pool = ag::train_pool_shard(&bundle, real, &config, shard, &mut progress)?;
         bar.finish();

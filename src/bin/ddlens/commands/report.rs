@@ -23,7 +23,7 @@ pub(crate) struct ReportArgs {
 }
 
 /// Writes the report and says where.
-pub(crate) fn cmd_report(args: ReportArgs) -> Result<()> {
+pub(crate) fn run(args: ReportArgs) -> Result<()> {
     let out = args.out.unwrap_or_else(|| args.dir.join("report.html"));
     let bytes = ddlens::report::write_report(&args.dir, &out, &args.title)?;
     println!(

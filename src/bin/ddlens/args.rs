@@ -1,0 +1,55 @@
+//! Arguments shared by several commands, and opening what they name.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ddlens::bundle::resolve_bundle;
+use ddlens::data::{self, DatasetName, Splits};
+use ddlens::runtime::ProviderChoice;
+use ddlens::{Bundle, Error, Result};
+
+/// ONNX Runtime options shared by every subcommand.
+#[derive(Args)]
+pub(crate) struct RuntimeArgs {
+    /// Path of libonnxruntime.so (default: DDLENS_ORT_LIB, ORT_DYLIB_PATH, the project copy, python3's onnxruntime).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Execution provider: cpu, cuda or auto.
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_provider)]
+    pub provider: ProviderChoice,
+    /// Threads per graph (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+/// Where the data comes from.
+#[derive(Args)]
+pub(crate) struct DataArgs {
+    /// Dataset: fashion-mnist, mnist or cifar10.
+    #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
+    pub dataset: DatasetName,
+    /// Folder with the dataset files (default: DDLENS_DATA, or the Debian package's folder for Fashion-MNIST).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Model bundle: a name from models/ (or DDLENS_MODELS) or a bundle folder.
+    #[arg(long, default_value = "convnet3-1x28x28")]
+    pub model: String,
+}
+
+/// Parses `--provider`.
+pub(crate) fn parse_provider(s: &str) -> std::result::Result<ProviderChoice, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// Parses `--dataset`.
+pub(crate) fn parse_dataset(s: &str) -> std::result::Result<DatasetName, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// The model bundle and both splits of the dataset, checked against each other.
+pub(crate) fn open_model_and_data(args: &DataArgs) -> Result<(Bundle, Splits)> {
+    let bundle = Bundle::open(resolve_bundle(&args.model)?)?;
+    let splits = data::load(args.dataset, args.data_dir.as_deref())?;
+    splits.train.check_against(bundle.manifest())?;
+    Ok((bundle, splits))
+}

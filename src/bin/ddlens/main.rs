@@ -1,0 +1,99 @@
+//! The `ddlens` command line. Each command lives in `commands/` and only maps its arguments
+//! onto a library call (a job, an analysis, the report); `args` holds the arguments several
+//! commands share, `bar` the terminal side of the library's progress contract.
+
+mod args;
+mod bar;
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
+
+use args::parse_provider;
+use commands::{analyze, demo, distill, doctor, eval, experts, report, train};
+
+#[derive(Parser)]
+#[command(
+    name = "ddlens",
+    version,
+    about = "Distil datasets and show what distilled data has learned"
+)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// ONNX Runtime options shared by every subcommand.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// Path of libonnxruntime.so (default: DDLENS_ORT_LIB, ORT_DYLIB_PATH, the project copy, python3's onnxruntime).
+    #[arg(long, global = true, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// Execution provider: cpu, cuda or auto.
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_provider)]
+    provider: ProviderChoice,
+    /// Threads per graph (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check ONNX Runtime, execution providers, model bundles and datasets.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a model on real data, a random real subset, or a distilled set.
+    Train(train::TrainArgs),
+    /// Standard evaluation of a distilled set (N runs, mean ± std) beside a random real subset of the same size.
+    Eval(eval::EvalArgs),
+    /// Distil a dataset: random, herding, dm, dc, dsa, mtt or bptt. Writes DIR/<method>-ipc<k>.{safetensors,png,json,ckpt}.
+    Distill(distill::DistillArgs),
+    /// Generate MTT expert trajectories (SGD on real data, parameters saved every epoch) once,
+    /// for `ddlens distill --method mtt --experts DIR`. Run it again to continue an
+    /// interrupted generation.
+    Experts(experts::ExpertsArgs),
+    /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCommand),
+    /// One self-contained HTML report (figures embedded) from a folder of analysis results.
+    Report(report::ReportArgs),
+    /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = RuntimeConfig {
+        library: cli.runtime.ort_lib,
+        provider: cli.runtime.provider,
+        threads: cli.runtime.threads,
+    };
+    if let Command::Doctor { json } = cli.command {
+        return doctor::run(&config, json);
+    }
+    let result = runtime::init(config).and_then(|_| match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Distill(args) => distill::run(args),
+        Command::Experts(args) => experts::run(args),
+        Command::Analyze(which) => analyze::cmd_analyze(which),
+        Command::Report(args) => report::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Doctor { .. } => unreachable!("handled above"),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
