@@ -535,8 +535,12 @@ DdlStatus ddl_dataset_select(const struct DdlDataset *dataset,
 // `dataset` must be NULL or a live handle; `out_json` NULL or writable.
 DdlStatus ddl_dataset_describe(const struct DdlDataset *dataset, char **out_json);
 
-// Reads a distilled-set file. `DDL_STATUS_NOT_FOUND` when it does not exist,
-// `DDL_STATUS_DATA` when it is malformed (the message names the tensor or key). Thread-safe.
+// Reads a distilled set: a ddlens safetensors file, an `.npz` (arrays `images`, `labels`), an
+// `.npy` of images with `labels.npy` beside it, or `zoo:NAME`, a set of the zoo (the
+// folders of `DDLENS_ZOO`, then the project's `zoo/`; an unknown name is
+// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones). `DDL_STATUS_NOT_FOUND` when a file
+// does not exist, `DDL_STATUS_DATA` when it is malformed (the message names the tensor or
+// key) or holds no images. Thread-safe.
 //
 // # Safety
 // `path` must be NULL or NUL-terminated; `out` NULL or writable.

@@ -405,3 +405,97 @@ fn distill_unknown_method_lists_the_valid_ones() {
         assert!(err.contains(m), "{m} missing from: {err}");
     }
 }
+
+#[test]
+fn distill_flags_for_another_method_are_named() {
+    let o = ddlens(&["distill", "--method", "dm", "--window", "5"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("`window`") && err.contains("does not apply to method `dm`"),
+        "{err}"
+    );
+    let o = ddlens(&["distill", "--method", "random", "--resume"]);
+    assert!(stderr(&o).contains("`resume`"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_empty_set_is_an_error_naming_the_file_not_a_panic() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.safetensors");
+    let images =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![0, 1, 28, 28], &[])
+            .unwrap();
+    let labels =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![0], &[]).unwrap();
+    safetensors::serialize_to_file([("images", images), ("labels", labels)], None, &path).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec![
+            "analyze",
+            "pixels",
+            p,
+            "--budget",
+            "smoke",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        vec!["eval", p, "--runs", "1", "--epochs", "1"],
+    ] {
+        let o = ddlens(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("empty.safetensors") && err.contains("no images"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn zoo_names_stand_in_for_paths() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    // A zoo folder of one's own through DDLENS_ZOO, ahead of the project's.
+    let dir = tempfile::tempdir().unwrap();
+    let o = ddlens(&[
+        "distill",
+        "--method",
+        "random",
+        "--ipc",
+        "1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::rename(
+        dir.path().join("random-ipc1.safetensors"),
+        dir.path().join("mine-ipc1.safetensors"),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ddlens"))
+        .env("DDLENS_ZOO", dir.path())
+        .args([
+            "--provider",
+            "cpu",
+            "eval",
+            "zoo:mine-ipc1",
+            "--runs",
+            "1",
+            "--epochs",
+            "2",
+        ])
+        .args(["--no-baseline", "--model", "mlp-1x28x28", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["results"][0]["label"], "zoo:mine-ipc1");
+    let o = ddlens(&["eval", "zoo:no-such-set"]);
+    assert!(stderr(&o).contains("not in the zoo"), "{}", stderr(&o));
+}

@@ -250,3 +250,33 @@ fn npz_import_stored_and_compressed_with_lr() {
         "{msg}"
     );
 }
+
+#[test]
+fn empty_sets_are_refused_where_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.safetensors");
+    write_raw(
+        &path,
+        vec![
+            ("images", Dtype::F32, vec![0, 1, 4, 4], Vec::new()),
+            ("labels", Dtype::I64, vec![0], Vec::new()),
+        ],
+        &[],
+    );
+    let e = err_text(DistilledSet::read(&path));
+    assert!(
+        e.contains("empty.safetensors") && e.contains("no images"),
+        "{e}"
+    );
+    let npz = dir.path().join("empty.npz");
+    let mut w = NpzWriter::new(std::fs::File::create(&npz).unwrap());
+    w.add_array("images", &Array4::<f32>::zeros((0, 1, 4, 4)))
+        .unwrap();
+    w.add_array("labels", &Array1::<i64>::zeros(0)).unwrap();
+    w.finish().unwrap();
+    let e = err_text(DistilledSet::read_any(&npz));
+    assert!(e.contains("empty.npz") && e.contains("no images"), "{e}");
+    let data = Dataset::new(Array4::zeros((0, 1, 4, 4)), Array1::zeros(0), 2, "none").unwrap();
+    let e = err_text(DistilledSet::new(data, None, DistilledMeta::default()));
+    assert!(e.contains("`images`") && e.contains("no images"), "{e}");
+}

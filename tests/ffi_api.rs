@@ -1219,3 +1219,34 @@ fn missing_roles_and_io_failures_have_their_status() {
         ddl_bundle_free(b);
     }
 }
+
+#[test]
+fn zoo_names_read_the_shipped_sets() {
+    // The project's zoo/ ships random-ipc1 (zoo/README.md); a name stands in for a path.
+    let name = cstr("zoo:random-ipc1");
+    let mut set = null_mut();
+    assert_eq!(
+        unsafe { ddl_distilled_read(name.as_ptr(), &mut set) },
+        DdlStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let mut json = null_mut();
+    unsafe { ddl_distilled_describe(set, &mut json) };
+    let j = take_json(json);
+    assert_eq!(
+        (j["method"].as_str(), j["ipc"].as_u64(), j["len"].as_u64()),
+        (Some("random"), Some(1), Some(10))
+    );
+    unsafe { ddl_distilled_free(set) };
+    let unknown = cstr("zoo:no-such-set");
+    assert_eq!(
+        unsafe { ddl_distilled_read(unknown.as_ptr(), &mut set) },
+        DdlStatus::InvalidArgument
+    );
+    let e = last_error();
+    assert!(
+        e.contains("zoo:no-such-set") && e.contains("random-ipc1"),
+        "{e}"
+    );
+}

@@ -23,9 +23,19 @@ pub struct DistilledSet {
 }
 
 impl DistilledSet {
-    /// Bundles data, learning rate and metadata; an `ipc` of 0 is filled in from the data and
-    /// a learning rate must be finite.
+    /// Bundles data, learning rate and metadata; an `ipc` of 0 is filled in from the data, a
+    /// learning rate must be finite and a set without images is refused (every reader of
+    /// sets comes through here, so an empty file is an error naming it).
     pub fn new(data: Dataset, lr: Option<f32>, mut meta: DistilledMeta) -> Result<DistilledSet> {
+        if data.is_empty() {
+            return Err(Error::invalid(
+                "images",
+                format!(
+                    "the distilled set `{}` has no images; a set needs at least one image per class",
+                    data.name()
+                ),
+            ));
+        }
         if let Some(lr) = lr.filter(|lr| !lr.is_finite()) {
             return Err(Error::invalid(
                 "lr",
@@ -61,10 +71,12 @@ impl DistilledSet {
         DistilledSet::new(data, lr, meta).map_err(|e| data_err(&origin, e.to_string()))
     }
 
-    /// Reads a distilled set in any supported form, chosen by extension: `.npz` (arrays
-    /// `images` and `labels`), `.npy` (the images, with `labels.npy` beside them), otherwise
-    /// ddlens safetensors.
+    /// Reads a distilled set in any supported form: `zoo:NAME` (a set of the zoo,
+    /// [`super::resolve_set`]), or by extension `.npz` (arrays `images` and `labels`), `.npy`
+    /// (the images, with `labels.npy` beside them), otherwise ddlens safetensors.
     pub fn read_any(path: &Path) -> Result<DistilledSet> {
+        let resolved = super::resolve_set(path)?;
+        let path = resolved.as_path();
         match path.extension().and_then(|e| e.to_str()) {
             Some("npz") => DistilledSet::import_npz(path, None, Default::default()),
             Some("npy") => {

@@ -70,6 +70,12 @@ pub fn load_idx_split(dir: &Path, prefix: &str, norm: &Normalizer) -> Result<Dat
             ),
         ));
     }
+    if images.count == 0 {
+        return Err(data_err(
+            images_path.display(),
+            "holds 0 images; a dataset needs at least one",
+        ));
+    }
     let shape = [images.count, 1, images.rows, images.cols];
     let pixels = norm.normalize_u8(&images.pixels, shape)?;
     let labels = Array1::from_iter(labels.iter().map(|&l| i64::from(l)));

@@ -42,6 +42,12 @@ pub fn from_memory_u8(
 }
 
 fn check_len(len: usize, shape: [usize; 4]) -> Result<()> {
+    if shape[0] == 0 {
+        return Err(Error::invalid(
+            "shape",
+            "0 images; a dataset needs at least one",
+        ));
+    }
     let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if expected == Some(len) {
         return Ok(());

@@ -16,6 +16,7 @@ mod normalize;
 mod npy;
 mod source;
 mod subset;
+mod zoo;
 
 pub use batch::{Batch, Batches};
 pub use cifar::{load_cifar10_split, read_cifar10_batch, CIFAR10_RECORD_BYTES};
@@ -27,6 +28,7 @@ pub use meta::{DistilledMeta, DISTILLED_FORMAT, DISTILLED_VERSION};
 pub use normalize::Normalizer;
 pub use source::{default_dir, load, DatasetName, Split, Splits, DATA_ENV};
 pub use subset::{class_balanced, fraction_per_class, nested_class_balanced, uniform_fractions};
+pub use zoo::{resolve_set, zoo_dirs, zoo_sets, ZOO_ENV, ZOO_PREFIX};
 
 use crate::error::Error;
 

@@ -21,8 +21,12 @@ pub struct DdlDistilledSet {
     pub(crate) inner: DistilledSet,
 }
 
-/// Reads a distilled-set file. `DDL_STATUS_NOT_FOUND` when it does not exist,
-/// `DDL_STATUS_DATA` when it is malformed (the message names the tensor or key). Thread-safe.
+/// Reads a distilled set: a ddlens safetensors file, an `.npz` (arrays `images`, `labels`), an
+/// `.npy` of images with `labels.npy` beside it, or `zoo:NAME`, a set of the zoo (the
+/// folders of `DDLENS_ZOO`, then the project's `zoo/`; an unknown name is
+/// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones). `DDL_STATUS_NOT_FOUND` when a file
+/// does not exist, `DDL_STATUS_DATA` when it is malformed (the message names the tensor or
+/// key) or holds no images. Thread-safe.
 ///
 /// # Safety
 /// `path` must be NULL or NUL-terminated; `out` NULL or writable.
@@ -33,14 +37,16 @@ pub unsafe extern "C" fn ddl_distilled_read(
 ) -> DdlStatus {
     ffi_call("ddl_distilled_read", || {
         // SAFETY: forwarded contract.
-        let (out, path) = unsafe {
-            (
-                args::out_handle(out, "out")?,
-                args::existing_path(path, "path")?,
-            )
-        };
+        let (out, path) = unsafe { (args::out_handle(out, "out")?, args::string(path, "path")?) };
+        let path = crate::data::resolve_set(std::path::Path::new(path))?;
+        if !path.exists() {
+            return Err(FfiError::new(
+                DdlStatus::NotFound,
+                format!("argument `path`: {} does not exist", path.display()),
+            ));
+        }
         *out = into_handle(DdlDistilledSet {
-            inner: DistilledSet::read(path)?,
+            inner: DistilledSet::read_any(&path)?,
         });
         Ok(())
     })
