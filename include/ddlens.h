@@ -1039,6 +1039,38 @@ DdlStatus ddl_generate_experts(const struct DdlBundle *bundle,
                                void *user_data,
                                char **out_json);
 
+// Every analysis `ddl_analyze` knows, in the paper's order, as a JSON array of
+// `{"name", "about", "own_baseline"}` (`own_baseline`: the analysis builds its own random
+// real baseline, so pass the distilled sets alone). Free `*out_json` with `ddl_string_free`.
+// Thread-safe.
+//
+// # Safety
+// `out_json` must be NULL or writable.
+DdlStatus ddl_analysis_names(char **out_json);
+
+// Runs the analysis called `name` (one of `ddl_analysis_names`; docs/analyses.md documents
+// each one's settings and result) with the shared contract below: the same as the named
+// entries `ddl_analyze_<name>`, which remain as shorthands. An unknown `name` is
+// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones. Thread-safe: every input is only read.
+//
+// # Safety
+// `name` NULL or NUL-terminated; otherwise the shared contract above: handles NULL or live,
+// arrays of `num_sets` elements, strings NUL-terminated, `out_json` NULL or writable.
+DdlStatus ddl_analyze(const char *name,
+                      const struct DdlBundle *bundle,
+                      const struct DdlDataset *train_set,
+                      const struct DdlDataset *test_set,
+                      const struct DdlDistilledSet *const *sets,
+                      const char *const *names,
+                      size_t num_sets,
+                      DdlBudget budget,
+                      const char *options_json,
+                      uint64_t seed,
+                      const char *out_dir,
+                      DdlProgressFn progress,
+                      void *user_data,
+                      char **out_json);
+
 // `pixels` (paper §3): pixel-value distributions of the real training images and of each
 // set, per channel, with range statistics. Settings: `bins` (100), `real_images` (real
 // images sampled; 0 = all), `seed`. Result: `{"bin_edges": [...], "sets": [{"name",

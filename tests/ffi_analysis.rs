@@ -783,3 +783,77 @@ fn recognition_over_training_writes_json_and_figures_and_names_unknown_settings(
     assert_eq!(v["sets"][0]["name"], "toy");
     fx.rejects(f, r#"{"stride": 2}"#, &["stride"]);
 }
+
+#[test]
+fn the_generic_entry_runs_any_listed_analysis_like_its_named_entry() {
+    let fx = Fixture::new();
+    let mut json = null_mut();
+    ok(unsafe { ddl_analysis_names(&mut json) });
+    let list: serde_json::Value = serde_json::from_str(&take_string(json)).unwrap();
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, analysis::names().collect::<Vec<_>>());
+    assert_eq!(listed.len(), 8);
+    assert!(list[0]["about"].as_str().is_some_and(|a| !a.is_empty()));
+
+    let sets: Vec<*const DdlDistilledSet> = fx.sets.iter().map(|s| s.cast_const()).collect();
+    let options = cstr(PIXELS_OPTIONS);
+    let generic = |name: *const c_char| {
+        let mut json = null_mut();
+        let status = unsafe {
+            ddl_analyze(
+                name,
+                fx.bundle,
+                fx.train,
+                fx.test,
+                sets.as_ptr(),
+                null(),
+                sets.len(),
+                DDL_BUDGET_SMOKE,
+                options.as_ptr(),
+                SEED,
+                null(),
+                None,
+                null_mut(),
+                &mut json,
+            )
+        };
+        (status, (!json.is_null()).then(|| take_string(json)))
+    };
+    let pixels = cstr("pixels");
+    let (status, by_name) = generic(pixels.as_ptr());
+    ok(status);
+    let (status, named) = fx.call(
+        ddl_analyze_pixels,
+        None,
+        DDL_BUDGET_SMOKE,
+        Some(PIXELS_OPTIONS),
+        None,
+        None,
+        null_mut(),
+    );
+    ok(status);
+    assert_eq!(
+        by_name, named,
+        "ddl_analyze(\"pixels\") is ddl_analyze_pixels"
+    );
+
+    let unknown = cstr("pixel");
+    let (status, out) = generic(unknown.as_ptr());
+    expect(
+        status,
+        DdlStatus::InvalidArgument,
+        &[
+            "ddl_analyze",
+            "unknown analysis `pixel`",
+            "recognition-over-training",
+        ],
+    );
+    assert!(out.is_none());
+    let (status, _) = generic(null());
+    expect(status, DdlStatus::NullArgument, &["ddl_analyze", "`name`"]);
+}

@@ -461,7 +461,10 @@ fn julia_package_parses_and_every_ccall_matches_the_header() {
             }
         }
     }
-    let missing: Vec<&String> = functions.keys().filter(|f| !wrapped.contains(*f)).collect();
+    let missing: Vec<&String> = functions
+        .keys()
+        .filter(|f| !wrapped.contains(*f) && !is_named_analysis_shim(f))
+        .collect();
     if !missing.is_empty() {
         problems.push(format!("the Julia package wraps no ccall for: {missing:?}"));
     }
@@ -502,6 +505,14 @@ fn julia_constants_match_the_header() {
     assert_eq!(julia, wanted, "Julia constants differ from the header");
 }
 
+/// `ddl_analyze_<name>`: the C ABI keeps them (it only grows), but they are shorthands for
+/// `ddl_analyze(name, ...)`, which the bindings wrap once for every analysis. Each named shim
+/// must still name an analysis of the registry.
+fn is_named_analysis_shim(f: &str) -> bool {
+    f.strip_prefix("ddl_analyze_")
+        .is_some_and(|n| ddlens::analysis::find(&n.replace('_', "-")).is_ok())
+}
+
 #[test]
 fn cpp_wrapper_mentions_every_header_function() {
     let functions = header_functions(&read(&root().join("include/ddlens.h")));
@@ -510,7 +521,9 @@ fn cpp_wrapper_mentions_every_header_function() {
     let exempt = ["ddl_last_error_copy"];
     let missing: Vec<&String> = functions
         .keys()
-        .filter(|f| !exempt.contains(&f.as_str()) && !mentions(&cpp, f))
+        .filter(|f| {
+            !exempt.contains(&f.as_str()) && !is_named_analysis_shim(f) && !mentions(&cpp, f)
+        })
         .collect();
     assert!(
         missing.is_empty(),

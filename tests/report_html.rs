@@ -84,7 +84,7 @@ fn report_is_self_contained_and_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let figures = results(dir.path());
     let out = dir.path().join("report.html");
-    ddlens::report::write_report(dir.path(), &out, "Test <report>").unwrap();
+    ddlens::analysis::write_report(dir.path(), &out, "Test <report>").unwrap();
     let html = std::fs::read_to_string(&out).unwrap();
     // Self-contained: no external fetches; titles and tables present, text escaped.
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
@@ -159,6 +159,7 @@ fn report_is_self_contained_and_renders_in_chromium() {
 #[test]
 fn empty_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let e = ddlens::report::render(dir.path(), "x").unwrap_err();
+    let out = dir.path().join("report.html");
+    let e = ddlens::analysis::write_report(dir.path(), &out, "x").unwrap_err();
     assert!(e.to_string().contains("no analysis results"), "{e}");
 }

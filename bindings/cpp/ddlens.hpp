@@ -11,8 +11,8 @@
 //   std::vector; images are N x C x H x W row-major, like the C API.
 // * Thread-safety is the C API's: const methods may run concurrently on one object, methods
 //   that modify (Params::set_*, TrainConfig and DistillConfig setters) need exclusive use.
-// * The analyses (analyze_pixels(), analyze_curvature()..., or analyze(ddl_analyze_<name>,
-//   ...)) take their settings as a JSON object and return their result as JSON.
+// * The analyses (analyze("<name>", ...), or the shorthands analyze_pixels(), analyze_mixing()...)
+//   take their settings as a JSON object and return their result as JSON.
 #pragma once
 
 #include <array>
@@ -770,13 +770,16 @@ class SetRefs {
   std::vector<const DdlDistilledSet*> handles_;
 };
 
-// The common signature of the ddl_analyze_* entries.
-using AnalyzeFn = DdlStatus (*)(const DdlBundle*, const DdlDataset*, const DdlDataset*,
-                                const DdlDistilledSet* const*, const char* const*, size_t,
-                                DdlBudget, const char*, uint64_t, const char*, DdlProgressFn,
-                                void*, char**);
+// The analyses analyze() knows, in the paper's order, as the JSON array of
+// ddl_analysis_names: [{"name", "about", "own_baseline"}, ...].
+inline std::string analysis_names() {
+  char* json = nullptr;
+  detail::check(ddl_analysis_names(&json));
+  return detail::take(json);
+}
 
-// Runs one analysis entry (`fn`, e.g. ddl_analyze_pixels) and returns its result as JSON.
+// Runs the analysis `name` (e.g. "mixing"; see analysis_names()) through ddl_analyze and returns
+// its result as JSON. The analyze_<name>() functions below are shorthands for it.
 //
 // * `train_set`, `test_set`: the real data (normalised); `sets`: the distilled sets studied.
 // * `names`: empty (every set is named `set<i>`) or one name per set ("" = `set<i>`).
@@ -787,7 +790,7 @@ using AnalyzeFn = DdlStatus (*)(const DdlBundle*, const DdlDataset*, const DdlDa
 // * `progress` may cancel (Error with DDL_STATUS_CANCELLED).
 //
 // Every input is only read: analyses may run concurrently on shared handles.
-inline std::string analyze(AnalyzeFn fn, const Bundle& bundle, const Dataset& train_set,
+inline std::string analyze(const std::string& name, const Bundle& bundle, const Dataset& train_set,
                            const Dataset& test_set, const SetRefs& sets,
                            const std::vector<std::string>& names = {},
                            Budget budget = Budget::cpu, const std::string& options_json = "",
@@ -800,11 +803,12 @@ inline std::string analyze(AnalyzeFn fn, const Bundle& bundle, const Dataset& tr
   for (const std::string& n : names) name_ptrs.push_back(n.empty() ? nullptr : n.c_str());
   detail::ProgressBridge bridge{&progress, nullptr};
   char* json = nullptr;
-  DdlStatus s = fn(bundle.get(), train_set.get(), test_set.get(), sets.data(),
-                   name_ptrs.empty() ? nullptr : name_ptrs.data(), sets.size(),
-                   static_cast<DdlBudget>(budget),
-                   options_json.empty() ? nullptr : options_json.c_str(), seed,
-                   out_dir.empty() ? nullptr : out_dir.c_str(), bridge.fn(), &bridge, &json);
+  DdlStatus s = ddl_analyze(name.c_str(), bundle.get(), train_set.get(), test_set.get(),
+                            sets.data(), name_ptrs.empty() ? nullptr : name_ptrs.data(),
+                            sets.size(), static_cast<DdlBudget>(budget),
+                            options_json.empty() ? nullptr : options_json.c_str(), seed,
+                            out_dir.empty() ? nullptr : out_dir.c_str(), bridge.fn(), &bridge,
+                            &json);
   std::string out = detail::take(json);
   bridge.finish(s);
   return out;
@@ -821,7 +825,7 @@ inline std::string analyze_pixels(const Bundle& bundle, const Dataset& train_set
                                   const std::string& options_json = "", uint64_t seed = 0,
                                   const std::string& out_dir = "",
                                   const Progress& progress = {}) {
-  return analyze(ddl_analyze_pixels, bundle, train_set, test_set, sets, names, budget,
+  return analyze("pixels", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -833,7 +837,7 @@ inline std::string analyze_mixing(const Bundle& bundle, const Dataset& train_set
                                   const std::string& options_json = "", uint64_t seed = 0,
                                   const std::string& out_dir = "",
                                   const Progress& progress = {}) {
-  return analyze(ddl_analyze_mixing, bundle, train_set, test_set, sets, names, budget,
+  return analyze("mixing", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -845,7 +849,7 @@ inline std::string analyze_sensitivity(const Bundle& bundle, const Dataset& trai
                                        const std::string& options_json = "", uint64_t seed = 0,
                                        const std::string& out_dir = "",
                                        const Progress& progress = {}) {
-  return analyze(ddl_analyze_sensitivity, bundle, train_set, test_set, sets, names, budget,
+  return analyze("sensitivity", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -857,7 +861,7 @@ inline std::string analyze_recognition(const Bundle& bundle, const Dataset& trai
                                        const std::string& options_json = "", uint64_t seed = 0,
                                        const std::string& out_dir = "",
                                        const Progress& progress = {}) {
-  return analyze(ddl_analyze_recognition, bundle, train_set, test_set, sets, names, budget,
+  return analyze("recognition", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -869,7 +873,7 @@ inline std::string analyze_agreement(const Bundle& bundle, const Dataset& train_
                                      const std::string& options_json = "", uint64_t seed = 0,
                                      const std::string& out_dir = "",
                                      const Progress& progress = {}) {
-  return analyze(ddl_analyze_agreement, bundle, train_set, test_set, sets, names, budget,
+  return analyze("agreement", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -880,7 +884,7 @@ inline std::string analyze_recognition_over_training(
     const SetRefs& sets, const std::vector<std::string>& names = {},
     Budget budget = Budget::cpu, const std::string& options_json = "", uint64_t seed = 0,
     const std::string& out_dir = "", const Progress& progress = {}) {
-  return analyze(ddl_analyze_recognition_over_training, bundle, train_set, test_set, sets, names,
+  return analyze("recognition-over-training", bundle, train_set, test_set, sets, names,
                  budget, options_json, seed, out_dir, progress);
 }
 
@@ -892,7 +896,7 @@ inline std::string analyze_curvature(const Bundle& bundle, const Dataset& train_
                                      const std::string& options_json = "", uint64_t seed = 0,
                                      const std::string& out_dir = "",
                                      const Progress& progress = {}) {
-  return analyze(ddl_analyze_curvature, bundle, train_set, test_set, sets, names, budget,
+  return analyze("curvature", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 
@@ -905,7 +909,7 @@ inline std::string analyze_influence(const Bundle& bundle, const Dataset& train_
                                      const std::string& options_json = "", uint64_t seed = 0,
                                      const std::string& out_dir = "",
                                      const Progress& progress = {}) {
-  return analyze(ddl_analyze_influence, bundle, train_set, test_set, sets, names, budget,
+  return analyze("influence", bundle, train_set, test_set, sets, names, budget,
                  options_json, seed, out_dir, progress);
 }
 

@@ -69,9 +69,11 @@ int main(int argc, char** argv) try {
                                               out_dir);
   std::printf("pixels: %s\n", pixels.c_str());
 
-  // Curvature along one P_real run, with a progress callback (returning false would cancel).
-  std::string curvature = ddlens::analyze_curvature(
-      bundle, train_set, test_set, sets, names, ddlens::Budget::smoke, "", 0, out_dir,
+  // Any analysis by name (ddlens::analysis_names() lists them): curvature along one P_real
+  // run, with a progress callback (returning false would cancel).
+  std::printf("analyses: %s\n", ddlens::analysis_names().c_str());
+  std::string curvature = ddlens::analyze(
+      "curvature", bundle, train_set, test_set, sets, names, ddlens::Budget::smoke, "", 0, out_dir,
       [](uint64_t step, uint64_t total) {
         std::fprintf(stderr, "\r  curvature %llu/%llu", static_cast<unsigned long long>(step),
                      static_cast<unsigned long long>(total));

@@ -53,9 +53,11 @@ pixels = analyze_pixels(bundle, train_set, test_set, sets; names = names, budget
                         options = """{"bins": 40}""", out_dir = out_dir)
 println("pixels: ", pixels)
 
-# Curvature along one P_real run, with a progress callback (returning false would cancel).
-curvature = analyze_curvature(bundle, train_set, test_set, sets; names = names, budget = :smoke,
-                              out_dir = out_dir,
+# Any analysis by name (analysis_names() lists them): curvature along one P_real run, with a
+# progress callback (returning false would cancel).
+println("analyses: ", join(analysis_names(), ", "))
+curvature = analyze("curvature", bundle, train_set, test_set, sets; names = names, budget = :smoke,
+                    out_dir = out_dir,
                               progress = (step, total) -> (println(stderr, "  curvature $step/$total"); true))
 println("curvature: ", curvature)
 

@@ -29,7 +29,9 @@ use crate::distill::encode_png;
 use crate::error::{Error, Result};
 use crate::report::images::image_rows;
 use crate::report::plot::BarChart;
+use crate::report::summary::{arr, name, num, Summary, Table};
 use crate::train::{self, evaluate, TrainConfig};
+use serde_json::Value;
 
 /// Settings of [`influence`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -592,6 +594,7 @@ pub struct Influence;
 
 impl Analysis for Influence {
     const NAME: &'static str = "influence";
+    const ABOUT: &'static str = "Leave-one-out retraining vs influence functions per distilled image, top-k influenced test images, semantic consistency.";
     type Config = InfluenceConfig;
     type Output = InfluenceResult;
 
@@ -617,6 +620,10 @@ impl Analysis for Influence {
         }
         Ok(figs)
     }
+
+    fn summary(result: &serde_json::Value) -> Summary {
+        summary(result)
+    }
 }
 
 /// A set name usable in a file name.
@@ -630,4 +637,57 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The report's text for a result of this analysis (its JSON, as saved).
+pub fn summary(r: &Value) -> Summary {
+    let mut t = Table {
+        header: [
+            "set",
+            "accuracy",
+            "median Spearman (LOO vs IF)",
+            "top-k similarity",
+            "random same-class",
+            "images more consistent",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+    };
+    let mut verdicts = Vec::new();
+    for s in arr(&r["sets"]) {
+        t.rows.push(vec![
+            name(s),
+            num(&s["accuracy"], 3),
+            num(&s["median_spearman"], 3),
+            num(&s["mean_top_similarity"], 3),
+            num(&s["mean_random_similarity"], 3),
+            format!(
+                "{:.0}%",
+                100.0 * s["fraction_more_consistent"].as_f64().unwrap_or(0.0)
+            ),
+        ]);
+        let (top, rnd) = (
+            s["mean_top_similarity"].as_f64().unwrap_or(f64::NAN),
+            s["mean_random_similarity"].as_f64().unwrap_or(f64::NAN),
+        );
+        verdicts.push(format!(
+            "{}: top-k {} than random ({top:.3} vs {rnd:.3})",
+            name(s),
+            if top > rnd {
+                "more alike"
+            } else {
+                "not more alike"
+            }
+        ));
+    }
+    Summary {
+        title: "Influence of single distilled images".into(),
+        question: "Do single distilled points carry meaning? Leave-one-out retraining against \
+                   influence functions, and whether each image's most influenced test images \
+                   share a meaning (paper: they do)."
+            .into(),
+        finding: (!verdicts.is_empty()).then(|| verdicts.join("; ")),
+        tables: vec![t],
+    }
 }

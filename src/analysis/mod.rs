@@ -16,7 +16,10 @@ pub mod mixing;
 pub mod pixels;
 pub mod recognition;
 pub mod recognition_over_training;
+mod registry;
 pub mod sensitivity;
+
+pub use registry::{find, names, write_report, Entry, Request, ANALYSES};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -226,8 +229,13 @@ pub fn save<T: Serialize>(
 /// config with per-budget defaults, an entry point and the figures of its result. Each
 /// analysis file implements it on a unit struct next to its plain entry function.
 pub trait Analysis {
-    /// The name used by `ddlens analyze <name>`, in file names and in `ddl_analyze_<name>`.
+    /// The name used by `ddlens analyze <name>`, in file names and in `ddl_analyze`.
     const NAME: &'static str;
+    /// One line on what it measures (CLI help, `ddl_analysis_names`).
+    const ABOUT: &'static str;
+    /// Whether it builds its own random real baseline (so callers pass the distilled sets
+    /// alone rather than beside a random real set).
+    const OWN_BASELINE: bool = false;
     /// Settings; fields a caller does not give keep the budget's defaults.
     type Config: Serialize + DeserializeOwned + Clone;
     /// The result, written as the `result` of `<name>.json`.
@@ -248,6 +256,9 @@ pub trait Analysis {
 
     /// The figures of a result, as `(file-name suffix, figure)`; suffix `""` is the main one.
     fn figures(output: &Self::Output) -> Result<Vec<(String, Figure)>>;
+
+    /// The report's text for a saved result (the `result` of `<name>.json`).
+    fn summary(result: &serde_json::Value) -> crate::report::summary::Summary;
 }
 
 /// The budget's defaults of `A` with the fields of the JSON object `overrides` replaced

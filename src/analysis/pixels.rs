@@ -11,6 +11,8 @@ use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, Dataset};
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
+use crate::report::summary::{arr, name, num, Summary, Table};
+use serde_json::Value;
 
 /// Settings of [`pixels`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +248,7 @@ pub struct Pixels;
 
 impl Analysis for Pixels {
     const NAME: &'static str = "pixels";
+    const ABOUT: &'static str = "Pixel-value distributions of real vs distilled images (per channel), with range statistics.";
     type Config = PixelsConfig;
     type Output = PixelsResult;
 
@@ -277,5 +280,73 @@ impl Analysis for Pixels {
                 (suffix, Figure::Lines(chart))
             })
             .collect())
+    }
+
+    fn summary(result: &serde_json::Value) -> Summary {
+        summary(result)
+    }
+}
+
+/// The report's text for a result of this analysis (its JSON, as saved).
+pub fn summary(r: &Value) -> Summary {
+    let mut t = Table {
+        header: [
+            "set",
+            "images",
+            "channel",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "outside real range",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+    };
+    let mut leaves = Vec::new();
+    for s in arr(&r["sets"]) {
+        for (c, ch) in arr(&s["channels"]).iter().enumerate() {
+            t.rows.push(vec![
+                name(s),
+                num(&s["images"], 0),
+                c.to_string(),
+                num(&ch["mean"], 3),
+                num(&ch["std"], 3),
+                num(&ch["min"], 3),
+                num(&ch["max"], 3),
+                format!(
+                    "{:.1}%",
+                    100.0 * ch["outside_real_range"].as_f64().unwrap_or(0.0)
+                ),
+            ]);
+        }
+        let out = arr(&s["channels"])
+            .iter()
+            .filter_map(|c| c["outside_real_range"].as_f64())
+            .fold(0.0f64, f64::max);
+        if name(s) != "real" {
+            leaves.push((name(s), out));
+        }
+    }
+    let finding = (!leaves.is_empty()).then(|| {
+        let n_out = leaves.iter().filter(|(_, o)| *o > 0.01).count();
+        format!(
+            "{n_out} of {} set(s) put more than 1% of their pixels outside the real range \
+             (paper: distilled images leave the real range){}",
+            leaves.len(),
+            leaves
+                .iter()
+                .map(|(n, o)| format!("; {n}: {:.1}%", 100.0 * o))
+                .collect::<String>()
+        )
+    });
+    Summary {
+        title: "Pixel statistics".into(),
+        question: "Can distilled data replace real data? Distilled pixels are free parameters: \
+                   how far do they leave the distribution of real pixels?"
+            .into(),
+        finding,
+        tables: vec![t],
     }
 }

@@ -17,7 +17,9 @@ use crate::bundle::{resolve_bundle, Bundle};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::Heatmap;
+use crate::report::summary::{arr, num, value_str, Summary, Table};
 use crate::train::{Schedule, StandardEval, TrainConfig};
+use serde_json::Value;
 
 /// Settings of [`sensitivity`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -631,6 +633,8 @@ pub struct Sensitivity;
 
 impl Analysis for Sensitivity {
     const NAME: &'static str = "sensitivity";
+    const ABOUT: &'static str = "Each set and a random baseline under other training setups (epochs, lr, batch size, plain SGD, other architectures): accuracy change against the standard evaluation.";
+    const OWN_BASELINE: bool = true;
     type Config = SensitivityConfig;
     type Output = SensitivityResult;
 
@@ -650,5 +654,44 @@ impl Analysis for Sensitivity {
 
     fn figures(output: &SensitivityResult) -> Result<Vec<(String, Figure)>> {
         Ok(vec![(String::new(), Figure::Heatmap(output.heatmap()))])
+    }
+
+    fn summary(result: &serde_json::Value) -> Summary {
+        summary(result)
+    }
+}
+
+/// The report's text for a result of this analysis (its JSON, as saved).
+pub fn summary(r: &Value) -> Summary {
+    let table = &r["table"];
+    let setups: Vec<String> = arr(&table["setups"]).iter().map(value_str).collect();
+    let mut header = vec!["set".to_string()];
+    header.extend(setups.iter().cloned());
+    let mut t = Table {
+        header,
+        rows: Vec::new(),
+    };
+    for (i, row_name) in arr(&table["rows"]).iter().enumerate() {
+        let mut row = vec![value_str(row_name)];
+        for (j, acc) in arr(&table["accuracy"][i]).iter().enumerate() {
+            row.push(if j == 0 {
+                num(acc, 3)
+            } else {
+                format!(
+                    "{} ({:+.1})",
+                    num(acc, 3),
+                    100.0 * table["drop"][i][j].as_f64().unwrap_or(f64::NAN)
+                )
+            });
+        }
+        t.rows.push(row);
+    }
+    Summary {
+        title: "Sensitivity to the training setup".into(),
+        question: "Can distilled data replace real data under other training setups? Accuracy \
+                   under each setup, with the change from the standard evaluation in points."
+            .into(),
+        finding: None,
+        tables: vec![t],
     }
 }

@@ -1,4 +1,6 @@
-//! The analyses (`ddl_analyze_<name>`): one entry per analysis, all with the same shape.
+//! The analyses: `ddl_analysis_names` lists them (from the library's registry) and
+//! `ddl_analyze(name, ...)` runs any of them; the named entries `ddl_analyze_<name>` stay as
+//! one-line shorthands (the ABI only grows).
 //!
 //! Inputs are borrowed handles (the model bundle, the real train and test sets, an array of
 //! distilled sets with optional names), settings as a JSON object (`NULL` or `""` for the
@@ -18,7 +20,7 @@ use super::guard::{ffi_call, FfiError, FfiResult};
 use super::handles::borrow;
 use super::progress::{Callback, DdlProgressFn};
 use super::status::DdlStatus;
-use crate::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
+use crate::analysis::{self, Budget, NamedSet, RealData, RunInfo};
 
 /// Budget of an analysis (`uint32_t`): how much compute it may spend.
 pub type DdlBudget = u32;
@@ -58,14 +60,19 @@ pub(crate) struct AnalyzeArgs {
     pub out_json: *mut *mut c_char,
 }
 
-/// The shared body of every `ddl_analyze_*` entry.
+/// The shared body of `ddl_analyze` and the named entries: runs the registry's analysis
+/// `name` ([`analysis::find`]).
 ///
 /// # Safety
 /// The pointers in `a` must satisfy the contract documented on the entries.
-pub(crate) unsafe fn analyze<A: Analysis>(func: &str, a: AnalyzeArgs) -> DdlStatus {
+pub(crate) unsafe fn analyze_named(func: &str, name: Option<&str>, a: AnalyzeArgs) -> DdlStatus {
     ffi_call(func, || {
         // SAFETY: forwarded contract.
         let out = unsafe { args::out_string(a.out_json, "out_json") }?;
+        let entry = match name {
+            Some(n) => analysis::find(n)?,
+            None => return Err(FfiError::null("name")),
+        };
         // SAFETY: forwarded contract.
         let (bundle, train, test) = unsafe {
             (
@@ -81,26 +88,99 @@ pub(crate) unsafe fn analyze<A: Analysis>(func: &str, a: AnalyzeArgs) -> DdlStat
         let options = unsafe { args::opt_string(a.options_json, "options_json") }?;
         // SAFETY: forwarded contract.
         let out_dir = unsafe { args::opt_string(a.out_dir, "out_dir") }?;
-        let config = analysis::config_with::<A>(budget, a.seed, options)?;
         let info = RunInfo {
             model: bundle.name().to_string(),
             dataset: train.name().to_string(),
             budget,
             seed: a.seed,
         };
+        let request = analysis::Request {
+            info: &info,
+            options,
+            out_dir: out_dir.map(std::path::Path::new),
+        };
         let mut report = Callback::new(a.progress, a.user_data);
-        let (json, _) = analysis::run_and_save::<A>(
+        let (json, _) = (entry.run)(
             bundle,
             RealData { train, test },
             &sets,
-            &config,
-            &info,
-            out_dir.map(std::path::Path::new),
+            &request,
             &mut report,
         )?;
         *out = args::give_json(&json)?;
         Ok(())
     })
+}
+
+/// Every analysis `ddl_analyze` knows, in the paper's order, as a JSON array of
+/// `{"name", "about", "own_baseline"}` (`own_baseline`: the analysis builds its own random
+/// real baseline, so pass the distilled sets alone). Free `*out_json` with `ddl_string_free`.
+/// Thread-safe.
+///
+/// # Safety
+/// `out_json` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ddl_analysis_names(out_json: *mut *mut c_char) -> DdlStatus {
+    ffi_call("ddl_analysis_names", || {
+        // SAFETY: forwarded contract.
+        let out = unsafe { args::out_string(out_json, "out_json") }?;
+        let list: Vec<serde_json::Value> = analysis::ANALYSES
+            .iter()
+            .map(|e| serde_json::json!({"name": e.name, "about": e.about, "own_baseline": e.own_baseline}))
+            .collect();
+        *out = args::give_json(&serde_json::Value::Array(list))?;
+        Ok(())
+    })
+}
+
+/// Runs the analysis called `name` (one of `ddl_analysis_names`; docs/analyses.md documents
+/// each one's settings and result) with the shared contract below: the same as the named
+/// entries `ddl_analyze_<name>`, which remain as shorthands. An unknown `name` is
+/// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones. Thread-safe: every input is only read.
+///
+/// # Safety
+/// `name` NULL or NUL-terminated; otherwise the shared contract above: handles NULL or live,
+/// arrays of `num_sets` elements, strings NUL-terminated, `out_json` NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn ddl_analyze(
+    name: *const c_char,
+    bundle: *const DdlBundle,
+    train_set: *const DdlDataset,
+    test_set: *const DdlDataset,
+    sets: *const *const DdlDistilledSet,
+    names: *const *const c_char,
+    num_sets: usize,
+    budget: DdlBudget,
+    options_json: *const c_char,
+    seed: u64,
+    out_dir: *const c_char,
+    progress: DdlProgressFn,
+    user_data: *mut c_void,
+    out_json: *mut *mut c_char,
+) -> DdlStatus {
+    // SAFETY: forwarded contract; a bad `name` is reported through the same path.
+    let name = unsafe { args::opt_string(name, "name") };
+    let a = AnalyzeArgs {
+        bundle,
+        train: train_set,
+        test: test_set,
+        sets,
+        names,
+        num_sets,
+        budget,
+        options_json,
+        seed,
+        out_dir,
+        progress,
+        user_data,
+        out_json,
+    };
+    match name {
+        // SAFETY: forwarded contract.
+        Ok(n) => unsafe { analyze_named("ddl_analyze", n, a) },
+        Err(e) => ffi_call("ddl_analyze", || Err(e)),
+    }
 }
 
 /// Copies the distilled sets (and names, default `set<i>`) out of the handle array.
@@ -189,7 +269,7 @@ pub unsafe extern "C" fn ddl_analyze_pixels(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::pixels::Pixels>("ddl_analyze_pixels", a) }
+    unsafe { analyze_named("ddl_analyze_pixels", Some("pixels"), a) }
 }
 
 /// `mixing` (paper §3): each set plus `k` real images per class (nested class-balanced
@@ -239,7 +319,7 @@ pub unsafe extern "C" fn ddl_analyze_mixing(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::mixing::Mixing>("ddl_analyze_mixing", a) }
+    unsafe { analyze_named("ddl_analyze_mixing", Some("mixing"), a) }
 }
 
 /// `sensitivity` (paper §3): each set and a random real set of the same per-class size under
@@ -293,7 +373,7 @@ pub unsafe extern "C" fn ddl_analyze_sensitivity(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::sensitivity::Sensitivity>("ddl_analyze_sensitivity", a) }
+    unsafe { analyze_named("ddl_analyze_sensitivity", Some("sensitivity"), a) }
 }
 
 /// `curvature` (paper §4.3): Hessian traces of the mean loss (Hutchinson, Rademacher probes,
@@ -341,7 +421,7 @@ pub unsafe extern "C" fn ddl_analyze_curvature(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::curvature::Curvature>("ddl_analyze_curvature", a) }
+    unsafe { analyze_named("ddl_analyze_curvature", Some("curvature"), a) }
 }
 
 /// `recognition` (paper §3): the fraction of each set's images that models trained on real data
@@ -390,7 +470,7 @@ pub unsafe extern "C" fn ddl_analyze_recognition(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::recognition::Recognition>("ddl_analyze_recognition", a) }
+    unsafe { analyze_named("ddl_analyze_recognition", Some("recognition"), a) }
 }
 
 /// `agreement` (paper §4): test-prediction agreement of P_dist models trained on each set with
@@ -440,7 +520,7 @@ pub unsafe extern "C" fn ddl_analyze_agreement(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::agreement::Agreement>("ddl_analyze_agreement", a) }
+    unsafe { analyze_named("ddl_analyze_agreement", Some("agreement"), a) }
 }
 
 /// `recognition-over-training` (paper §4): one P_real run on `train_set`; every `every` steps,
@@ -486,8 +566,9 @@ pub unsafe extern "C" fn ddl_analyze_recognition_over_training(
     };
     // SAFETY: forwarded contract.
     unsafe {
-        analyze::<crate::analysis::recognition_over_training::RecognitionOverTraining>(
+        analyze_named(
             "ddl_analyze_recognition_over_training",
+            Some("recognition-over-training"),
             a,
         )
     }
@@ -542,5 +623,5 @@ pub unsafe extern "C" fn ddl_analyze_influence(
         out_json,
     };
     // SAFETY: forwarded contract.
-    unsafe { analyze::<crate::analysis::influence::Influence>("ddl_analyze_influence", a) }
+    unsafe { analyze_named("ddl_analyze_influence", Some("influence"), a) }
 }

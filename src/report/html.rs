@@ -10,21 +10,13 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::summary::{summarize, Table};
+use super::summary::{Summary, Table};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
-/// The order in which analyses appear (the paper's order); unknown ones follow by name.
-pub const ANALYSIS_ORDER: [&str; 8] = [
-    "mixing",
-    "sensitivity",
-    "pixels",
-    "recognition",
-    "agreement",
-    "recognition-over-training",
-    "curvature",
-    "influence",
-];
+/// Turns an analysis's saved result into the report's text (given by the analysis layer,
+/// which knows every analysis; the report knows none).
+pub type Summarize<'a> = &'a dyn Fn(&str, &Value) -> Summary;
 
 /// One analysis result file, read back.
 #[derive(Debug, Clone)]
@@ -38,8 +30,8 @@ pub struct ResultFile {
 }
 
 /// Reads every `*.json` in `dir` that is a ddlens analysis result (others are ignored), in
-/// [`ANALYSIS_ORDER`].
-pub fn read_results(dir: &Path) -> Result<Vec<ResultFile>> {
+/// `order` (unknown analyses follow, by name).
+pub fn read_results(dir: &Path, order: &[&str]) -> Result<Vec<ResultFile>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut out = Vec::new();
     for entry in entries {
@@ -68,7 +60,7 @@ pub fn read_results(dir: &Path) -> Result<Vec<ResultFile>> {
             envelope,
         });
     }
-    let rank = |name: &str| ANALYSIS_ORDER.iter().position(|a| *a == name).unwrap_or(99);
+    let rank = |name: &str| order.iter().position(|a| *a == name).unwrap_or(usize::MAX);
     out.sort_by(|a, b| {
         rank(&a.analysis)
             .cmp(&rank(&b.analysis))
@@ -78,9 +70,10 @@ pub fn read_results(dir: &Path) -> Result<Vec<ResultFile>> {
 }
 
 /// Builds the HTML of the report for the results in `dir`. Extra PNGs in `dir` that no result
-/// names (e.g. the grid of a distilled set) are shown at the end.
-pub fn render(dir: &Path, title: &str) -> Result<String> {
-    let results = read_results(dir)?;
+/// names (e.g. the grid of a distilled set) are shown at the end. Analyses appear in `order`;
+/// `summarize` gives each one's text.
+pub fn render(dir: &Path, title: &str, order: &[&str], summarize: Summarize<'_>) -> Result<String> {
+    let results = read_results(dir, order)?;
     if results.is_empty() {
         return Err(Error::invalid(
             "dir",
@@ -98,7 +91,7 @@ pub fn render(dir: &Path, title: &str) -> Result<String> {
     let mut figures = 0usize;
     nav(&mut html, &results);
     for r in &results {
-        figures += section(&mut html, dir, r, &mut used)?;
+        figures += section(&mut html, dir, r, summarize, &mut used)?;
     }
     figures += extra_figures(&mut html, dir, &used)?;
     let _ = writeln!(
@@ -111,9 +104,16 @@ pub fn render(dir: &Path, title: &str) -> Result<String> {
     Ok(html)
 }
 
-/// Writes the report for `dir` to `out` (atomically) and returns the number of bytes.
-pub fn write_report(dir: &Path, out: &Path, title: &str) -> Result<usize> {
-    let html = render(dir, title)?;
+/// Writes the report for `dir` to `out` (atomically) and returns the number of bytes
+/// (`crate::analysis::write_report` gives it the analyses' order and text).
+pub fn write_report(
+    dir: &Path,
+    out: &Path,
+    title: &str,
+    order: &[&str],
+    summarize: Summarize<'_>,
+) -> Result<usize> {
+    let html = render(dir, title, order, summarize)?;
     write_atomic(out, html.as_bytes())?;
     Ok(html.len())
 }
@@ -170,6 +170,7 @@ fn section(
     html: &mut String,
     dir: &Path,
     r: &ResultFile,
+    summarize: Summarize<'_>,
     used: &mut BTreeSet<PathBuf>,
 ) -> Result<usize> {
     let summary = summarize(&r.analysis, &r.envelope["result"]);

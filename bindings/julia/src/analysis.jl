@@ -1,10 +1,10 @@
 # --- analyses ----------------------------------------------------------------------------------
 #
-# Included by DDLens.jl after the handles and the progress machinery. One function per
-# `ddl_analyze_<name>` entry, all with the same arguments; the settings and the result of each
-# are documented in include/ddlens.h and docs/analyses.md.
+# Included by DDLens.jl after the handles and the progress machinery. One generic function,
+# `analyze(name, ...)` over `ddl_analyze`, and a one-line shorthand per analysis; the settings
+# and the result of each are documented in include/ddlens.h and docs/analyses.md.
 
-export analyze_pixels, analyze_mixing, analyze_sensitivity, analyze_recognition,
+export analysis_names, analyze, analyze_pixels, analyze_mixing, analyze_sensitivity, analyze_recognition,
        analyze_agreement, analyze_recognition_over_training, analyze_curvature,
        analyze_influence
 
@@ -72,12 +72,23 @@ function analysis_result(a::AnalysisArgs, status::UInt32, json::Ref{Ptr{UInt8}})
 end
 
 """
-    analyze_pixels(bundle, train_set, test_set, sets; names=nothing, budget=:cpu, options=nothing,
-                   seed=0, out_dir=nothing, progress=nothing) -> json
+    analysis_names() -> Vector{String}
 
-Pixel-value distributions of the real training images and of each distilled set (paper §3).
+The analyses [`analyze`](@ref) knows, in the paper's order (`ddl_analysis_names`).
+"""
+function analysis_names()
+    json = Ref{Ptr{UInt8}}(C_NULL)
+    check(ccall((:ddl_analysis_names, libddlens), UInt32, (Ptr{Ptr{UInt8}},), json))
+    text = take_string(json[])
+    return [m.captures[1] for m in eachmatch(r"\"name\":\"([^\"]+)\"", text)]
+end
 
-The arguments are those of every `analyze_*` function:
+"""
+    analyze(name, bundle, train_set, test_set, sets; names=nothing, budget=:cpu,
+            options=nothing, seed=0, out_dir=nothing, progress=nothing) -> json
+
+Runs the analysis `name` (one of [`analysis_names`](@ref), e.g. `"mixing"`) through
+`ddl_analyze`. The `analyze_<name>` functions are shorthands for it. The arguments:
 
 * `train_set`, `test_set`: the real data ([`Dataset`](@ref)s, normalised); `sets`: a vector
   of [`DistilledSet`](@ref)s, studied in that order;
@@ -92,150 +103,89 @@ The arguments are those of every `analyze_*` function:
 
 Returns the result as a JSON string.
 """
-function analyze_pixels(b::Bundle, train_set::Dataset, test_set::Dataset,
-                        sets::AbstractVector = DistilledSet[]; kwargs...)
+function analyze(name::AbstractString, b::Bundle, train_set::Dataset, test_set::Dataset,
+                 sets::AbstractVector = DistilledSet[]; kwargs...)
     a = AnalysisArgs(sets; kwargs...)
     json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_pixels, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
+    status = GC.@preserve a ccall((:ddl_analyze, libddlens), UInt32,
+        (Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t,
+         UInt32, Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
+        name, b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
         string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
         pointer_from_objref(a.state), json)
     return analysis_result(a, status, json)
 end
+
+"""
+    analyze_pixels(bundle, train_set, test_set, sets; names=nothing, budget=:cpu, options=nothing,
+                   seed=0, out_dir=nothing, progress=nothing) -> json
+
+Pixel-value distributions of the real training images and of each distilled set (paper §3). Arguments as [`analyze`](@ref).
+"""
+analyze_pixels(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("pixels", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_mixing(bundle, train_set, test_set, sets; kwargs...) -> json
 
 Each set plus `k` real images per class, trained with P_dist, beside a random real set of the
-same per-class size plus the same extras (paper §3). Arguments as [`analyze_pixels`](@ref).
+same per-class size plus the same extras (paper §3). Arguments as [`analyze`](@ref).
 """
-function analyze_mixing(b::Bundle, train_set::Dataset, test_set::Dataset,
-                        sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_mixing, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_mixing(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("mixing", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_sensitivity(bundle, train_set, test_set, sets; kwargs...) -> json
 
 Each set and a random real baseline under the standard evaluation and variations of it
 (epochs, lr, batch size, optimiser, architecture) (paper §3). Arguments as
-[`analyze_pixels`](@ref).
+[`analyze`](@ref).
 """
-function analyze_sensitivity(b::Bundle, train_set::Dataset, test_set::Dataset,
-                             sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_sensitivity, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_sensitivity(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("sensitivity", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_recognition(bundle, train_set, test_set, sets; kwargs...) -> json
 
 The fraction of each set's images that models trained on real data classify as their label,
-per model and class (paper §3). Arguments as [`analyze_pixels`](@ref).
+per model and class (paper §3). Arguments as [`analyze`](@ref).
 """
-function analyze_recognition(b::Bundle, train_set::Dataset, test_set::Dataset,
-                             sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_recognition, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_recognition(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("recognition", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_agreement(bundle, train_set, test_set, sets; kwargs...) -> json
 
 Test-prediction agreement of models trained on each set with accuracy-matched real-trained
-models (pools A and B, trained in this call) (paper §4). Arguments as [`analyze_pixels`](@ref).
+models (pools A and B, trained in this call) (paper §4). Arguments as [`analyze`](@ref).
 """
-function analyze_agreement(b::Bundle, train_set::Dataset, test_set::Dataset,
-                           sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_agreement, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_agreement(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("agreement", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_recognition_over_training(bundle, train_set, test_set, sets; kwargs...) -> json
 
 One P_real run; along it, accuracy and loss on each set and on the test sample (paper §4).
-Arguments as [`analyze_pixels`](@ref).
+Arguments as [`analyze`](@ref).
 """
-function analyze_recognition_over_training(b::Bundle, train_set::Dataset, test_set::Dataset,
-                                           sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_recognition_over_training, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_recognition_over_training(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("recognition-over-training", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_curvature(bundle, train_set, test_set, sets; kwargs...) -> json
 
 Hessian traces (Hutchinson), top eigenvalues (Lanczos) and eigenvalue densities (SLQ) along one
 P_real run, on a real sample and on each set (paper §4.3). Arguments as
-[`analyze_pixels`](@ref).
+[`analyze`](@ref).
 """
-function analyze_curvature(b::Bundle, train_set::Dataset, test_set::Dataset,
-                           sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_curvature, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_curvature(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("curvature", b, train_set, test_set, sets; kwargs...)
 
 """
     analyze_influence(bundle, train_set, test_set, sets; kwargs...) -> json
 
 Per distilled image, leave-one-out retraining against influence functions, the most influenced
-test images and a semantic consistency score (paper §5). Arguments as [`analyze_pixels`](@ref).
+test images and a semantic consistency score (paper §5). Arguments as [`analyze`](@ref).
 """
-function analyze_influence(b::Bundle, train_set::Dataset, test_set::Dataset,
-                           sets::AbstractVector = DistilledSet[]; kwargs...)
-    a = AnalysisArgs(sets; kwargs...)
-    json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve a ccall((:ddl_analyze_influence, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{Cvoid}}, Ptr{Ptr{UInt8}}, Csize_t, UInt32,
-         Cstring, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, handles_arg(a), names_arg(a), length(a.handles), a.budget,
-        string_arg(a.options), a.seed, string_arg(a.out_dir), progress_pointer(a.state),
-        pointer_from_objref(a.state), json)
-    return analysis_result(a, status, json)
-end
+analyze_influence(b::Bundle, train_set::Dataset, test_set::Dataset, sets::AbstractVector = DistilledSet[];
+    kwargs...) = analyze("influence", b, train_set, test_set, sets; kwargs...)

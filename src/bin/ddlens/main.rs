@@ -61,8 +61,7 @@ enum Command {
     /// interrupted generation.
     Experts(experts::ExpertsArgs),
     /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
-    #[command(subcommand)]
-    Analyze(analyze::AnalyzeCommand),
+    Analyze(analyze::AnalyzeArgs),
     /// One self-contained HTML report (figures embedded) from a folder of analysis results.
     Report(report::ReportArgs),
     /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.

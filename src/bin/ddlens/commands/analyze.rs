@@ -1,42 +1,47 @@
-//! `ddlens analyze <name>`: the paper's analyses. Every analysis shares [`CommonArgs`] (model,
-//! data, the distilled sets, budget, seed, output folder, `--set key=value` overrides) and runs
-//! through [`run`], which loads everything, drives a progress bar and writes
-//! `OUT/<name>.json` plus the PNG figures.
+//! `ddlens analyze <name>`: any analysis of the library's registry ([`analysis::ANALYSES`]).
+//! Every analysis shares [`CommonArgs`] (model, data, the distilled sets, budget, seed, output
+//! folder, `--set key=value` overrides) and runs through [`run`], which loads everything,
+//! drives a progress bar and writes `OUT/<name>.json` plus the PNG figures.
 
 use std::path::PathBuf;
 
 use crate::bar::Bar;
-use clap::{Args, Subcommand};
+use clap::Args;
+use ddlens::analysis::agreement::Agreement;
+use ddlens::analysis::recognition::Recognition;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 use ddlens::{Error, Result};
 
 use crate::args::{open_model_and_data, DataArgs};
 
-/// The analyses.
-#[derive(Subcommand)]
-pub(crate) enum AnalyzeCommand {
-    /// Pixel-value distributions of real vs distilled images (per channel), with range statistics.
-    Pixels(CommonArgs),
-    /// Hessian trace (Hutchinson), top eigenvalues (Lanczos) and eigenvalue density (SLQ) along one P_real run, on real data and on each set.
-    Curvature(CommonArgs),
-    /// Leave-one-out retraining vs influence functions per distilled image, top-k influenced test images, semantic consistency.
-    Influence(CommonArgs),
-    /// Each set plus k real images per class (nested real extras), trained with P_dist, beside
-    /// a random real set of the same size plus the same extras: accuracy against k.
-    Mixing(CommonArgs),
-    /// Each set and a random baseline under other training setups (epochs, lr, batch size,
-    /// plain SGD, other architectures): accuracy change against the standard evaluation.
-    Sensitivity(CommonArgs),
-    /// Recognition of distilled images by models trained on real data (ConvNet-3, ConvNet-Tiny,
-    /// MLP by default; trained here with P_real unless `--set params=...` gives them): fraction
-    /// classified as their label, per set, model and class.
-    Recognition(CommonArgs),
-    /// Agreement of distilled-trained models' test predictions with accuracy-matched models
-    /// trained on random real subsets (pool A) and early-stopped real runs (pool B). The pools
-    /// can be trained in parallel with `--shard I/N` and gathered with `--merge`.
-    Agreement(AgreementArgs),
-    /// One P_real run: accuracy and loss on each set and on the test set along training.
-    RecognitionOverTraining(CommonArgs),
+/// `ddlens analyze NAME SET...`: any analysis of the library's registry.
+#[derive(Args)]
+pub(crate) struct AnalyzeArgs {
+    /// The analysis (see the list below).
+    #[arg(value_name = "ANALYSIS", value_parser = analysis_names())]
+    pub name: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// agreement: train only shard I of N of the pool jobs (pool A members then pool B runs;
+    /// job j when j % N == I) and write their test predictions to
+    /// OUT/agreement-pool-<I>of<N>.safetensors; no result is computed and no set is needed.
+    /// Same settings and seed in every shard.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "merge")]
+    pub shard: Option<analysis::agreement::Shard>,
+    /// agreement: gather the pool files of all N shards (files, or folders holding
+    /// agreement-pool-*.safetensors; repeatable or comma-separated), train the distilled-set
+    /// models and write the result, identical to an unsharded run.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub merge: Vec<PathBuf>,
+}
+
+/// The registry's analyses as clap's possible values, each with its one-line description.
+fn analysis_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        analysis::ANALYSES
+            .iter()
+            .map(|e| clap::builder::PossibleValue::new(e.name).help(e.about)),
+    )
 }
 
 /// Options every analysis takes.
@@ -71,22 +76,24 @@ fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
 }
 
 /// Runs the chosen analysis.
-pub(crate) fn cmd_analyze(command: AnalyzeCommand) -> Result<()> {
-    match command {
-        AnalyzeCommand::Pixels(args) => run::<analysis::pixels::Pixels>(&args),
-        AnalyzeCommand::Curvature(args) => run::<analysis::curvature::Curvature>(&args),
-        AnalyzeCommand::Influence(args) => run::<analysis::influence::Influence>(&args),
-        AnalyzeCommand::Mixing(args) => run::<analysis::mixing::Mixing>(&args),
-        AnalyzeCommand::Sensitivity(args) => run::<analysis::sensitivity::Sensitivity>(&args),
-        AnalyzeCommand::Recognition(mut args) => {
-            default_params_out(&mut args);
-            run::<analysis::recognition::Recognition>(&args)
-        }
-        AnalyzeCommand::Agreement(args) => run_agreement(&args),
-        AnalyzeCommand::RecognitionOverTraining(args) => {
-            run::<analysis::recognition_over_training::RecognitionOverTraining>(&args)
-        }
+pub(crate) fn cmd_analyze(mut args: AnalyzeArgs) -> Result<()> {
+    let entry = analysis::find(&args.name)?;
+    if entry.name == Agreement::NAME && (args.shard.is_some() || !args.merge.is_empty()) {
+        return run_agreement_shards(&args);
     }
+    if args.shard.is_some() || !args.merge.is_empty() {
+        return Err(Error::invalid(
+            "shard",
+            format!(
+                "--shard and --merge apply to agreement, not to {}",
+                entry.name
+            ),
+        ));
+    }
+    if entry.name == Recognition::NAME {
+        default_params_out(&mut args.common);
+    }
+    run(entry, &args.common)
 }
 
 /// Turns `--set key=value` pairs into one JSON object; a value that is not JSON is a string.
@@ -126,36 +133,32 @@ pub(crate) fn read_sets(paths: &[PathBuf]) -> Result<Vec<NamedSet>> {
     Ok(sets)
 }
 
-/// Loads model, data and sets, runs `A` with a progress bar and writes its results.
-pub(crate) fn run<A: Analysis>(args: &CommonArgs) -> Result<()> {
+/// Loads model, data and sets, runs the analysis with a progress bar and writes its results.
+fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
     let sets = read_sets(&args.sets)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }
     let overrides = overrides_json(&args.overrides)?;
-    let config = analysis::config_with::<A>(args.budget, args.seed, overrides.as_deref())?;
     let info = RunInfo {
         model: bundle.name().to_string(),
         dataset: args.data.dataset.to_string(),
         budget: args.budget,
         seed: args.seed,
     };
-    let bar = Bar::new(A::NAME, 1);
+    let bar = Bar::new(entry.name, 1);
     let mut progress = &bar;
     let real = RealData {
         train: &splits.train,
         test: &splits.test,
     };
-    let (json, saved) = analysis::run_and_save::<A>(
-        &bundle,
-        real,
-        &sets,
-        &config,
-        &info,
-        Some(&args.out),
-        &mut progress,
-    )?;
+    let request = analysis::Request {
+        info: &info,
+        options: overrides.as_deref(),
+        out_dir: Some(&args.out),
+    };
+    let (json, saved) = (entry.run)(&bundle, real, &sets, &request, &mut progress)?;
     bar.finish();
     let saved = saved.expect("an output folder was given");
     if args.json {
@@ -188,33 +191,13 @@ fn default_params_out(args: &mut CommonArgs) {
     }
 }
 
-/// `ddlens analyze agreement`: the common options plus sharding of the model pools.
-#[derive(Args)]
-pub(crate) struct AgreementArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Train only shard I of N of the pool jobs (pool A members then pool B runs; job j when
-    /// j % N == I) and write their test predictions to OUT/agreement-pool-<I>of<N>.safetensors;
-    /// no result is computed and no set is needed. Same settings and seed in every shard.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "merge")]
-    pub shard: Option<analysis::agreement::Shard>,
-    /// Gather the pool files of all N shards (files, or folders holding
-    /// agreement-pool-*.safetensors; repeatable or comma-separated), train the distilled-set
-    /// models and write the result, identical to an unsharded run.
-    #[arg(long, value_name = "PATH", value_delimiter = ',')]
-    pub merge: Vec<PathBuf>,
-}
-
 fn parse_shard(s: &str) -> std::result::Result<analysis::agreement::Shard, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-/// `agreement` in one process, as one shard of the pools, or as the merge of the shards.
-fn run_agreement(args: &AgreementArgs) -> Result<()> {
-    use analysis::agreement::{self as ag, Agreement};
-    if args.shard.is_none() && args.merge.is_empty() {
-        return run::<Agreement>(&args.common);
-    }
+/// `agreement` as one shard of the pools, or as the merge of the shards.
+fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
+    use analysis::agreement as ag;
     let common = &args.common;
     let (bundle, splits) = open_model_and_data(&common.data)?;
     let overrides = overrides_json(&common.overrides)?;

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use crate::bar::Bar;
 use clap::Args;
+use ddlens::analysis::curvature::Curvature;
+use ddlens::analysis::influence::Influence;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 use ddlens::data::{DistilledMeta, Normalizer, Splits};
 use ddlens::distill::{self, DistillJob, MethodKind};
@@ -52,10 +54,10 @@ fn demo_overrides(analysis: &str, budget: Budget) -> Option<&'static str> {
         return None;
     }
     match analysis {
-        "curvature" => Some(
+        n if n == Curvature::NAME => Some(
             r#"{"steps": [0, 10, 25], "spectrum_steps": [25], "train_images": 256, "batch": 256}"#,
         ),
-        "influence" => Some(
+        n if n == Influence::NAME => Some(
             r#"{"steps": 30, "images": 4, "loo_images": 2, "shift_lanczos_iters": 8, "test_images": 300, "feature_steps": 30}"#,
         ),
         _ => None,
@@ -89,7 +91,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     let mut stages = Stages {
-        total: 3 + ANALYSES.len(),
+        total: 3 + analysis::ANALYSES.len(),
         done: 0,
         start: Instant::now(),
     };
@@ -124,15 +126,15 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         dir: &analysis_dir,
         fresh: args.fresh,
     };
-    for (name, run) in ANALYSES {
-        let t = stages.begin(&format!("analysis: {name}"));
-        run(&ctx)?;
+    for entry in &analysis::ANALYSES {
+        let t = stages.begin(&format!("analysis: {}", entry.name));
+        run_one(entry, &ctx)?;
         eprintln!("      done in {:.0} s", t.elapsed().as_secs_f64());
     }
 
     stages.begin("writing the report");
     let report = args.out.join("report.html");
-    ddlens::report::write_report(
+    ddlens::analysis::write_report(
         &analysis_dir,
         &report,
         "What has the distilled data learned? (ddlens demo)",
@@ -154,49 +156,34 @@ struct Ctx<'a> {
     fresh: bool,
 }
 
-type Runner = fn(&Ctx<'_>) -> Result<()>;
-
-/// Every analysis, in the paper's order.
-const ANALYSES: [(&str, Runner); 8] = [
-    ("mixing", run_one::<analysis::mixing::Mixing>),
-    ("sensitivity", run_one::<analysis::sensitivity::Sensitivity>),
-    ("pixels", run_one::<analysis::pixels::Pixels>),
-    ("recognition", run_one::<analysis::recognition::Recognition>),
-    ("agreement", run_one::<analysis::agreement::Agreement>),
-    (
-        "recognition-over-training",
-        run_one::<analysis::recognition_over_training::RecognitionOverTraining>,
-    ),
-    ("curvature", run_one::<analysis::curvature::Curvature>),
-    ("influence", run_one::<analysis::influence::Influence>),
-];
-
-/// Mixing and sensitivity build their own random real baselines, so they get the distilled
-/// set alone; every other analysis compares it with the random real set.
-fn sets_for<'a>(analysis: &str, sets: &'a [NamedSet]) -> &'a [NamedSet] {
-    match analysis {
-        "mixing" | "sensitivity" => &sets[..1],
-        _ => sets,
+/// Analyses that build their own random real baseline get the distilled set alone; every
+/// other analysis compares it with the random real set.
+fn sets_for<'a>(entry: &analysis::Entry, sets: &'a [NamedSet]) -> &'a [NamedSet] {
+    if entry.own_baseline {
+        &sets[..1]
+    } else {
+        sets
     }
 }
 
-fn run_one<A: Analysis>(ctx: &Ctx<'_>) -> Result<()> {
-    let json = ctx.dir.join(format!("{}.json", A::NAME));
+fn run_one(entry: &analysis::Entry, ctx: &Ctx<'_>) -> Result<()> {
+    let json = ctx.dir.join(format!("{}.json", entry.name));
     if !ctx.fresh && same_run(&json, ctx.info) {
         eprintln!("      kept {} (use --fresh to recompute)", json.display());
         return Ok(());
     }
-    let overrides = demo_overrides(A::NAME, ctx.info.budget);
-    let config = analysis::config_with::<A>(ctx.info.budget, ctx.info.seed, overrides)?;
-    let bar = Bar::new(A::NAME, 1);
+    let request = analysis::Request {
+        info: ctx.info,
+        options: demo_overrides(entry.name, ctx.info.budget),
+        out_dir: Some(ctx.dir),
+    };
+    let bar = Bar::new(entry.name, 1);
     let mut progress = &bar;
-    analysis::run_and_save::<A>(
+    (entry.run)(
         ctx.bundle,
         ctx.real,
-        sets_for(A::NAME, ctx.sets),
-        &config,
-        ctx.info,
-        Some(ctx.dir),
+        sets_for(entry, ctx.sets),
+        &request,
         &mut progress,
     )?;
     bar.finish();

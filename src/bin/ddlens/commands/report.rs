@@ -25,7 +25,7 @@ pub(crate) struct ReportArgs {
 /// Writes the report and says where.
 pub(crate) fn run(args: ReportArgs) -> Result<()> {
     let out = args.out.unwrap_or_else(|| args.dir.join("report.html"));
-    let bytes = ddlens::report::write_report(&args.dir, &out, &args.title)?;
+    let bytes = ddlens::analysis::write_report(&args.dir, &out, &args.title)?;
     println!(
         "wrote {} ({:.1} MB, self-contained: open it in any browser)",
         out.display(),
