@@ -29,6 +29,7 @@ pub mod io;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod stats;
 pub mod train;
 
 pub use bundle::{Bundle, Params, Role};

@@ -25,8 +25,8 @@ use super::hessian::{conjugate_gradient, HessianOperator};
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::{Bundle, Params};
 use crate::data::{fraction_per_class, Dataset};
-use crate::distill::encode_png;
 use crate::error::{Error, Result};
+use crate::report::encode_png;
 use crate::report::images::image_rows;
 use crate::report::plot::BarChart;
 use crate::report::summary::{arr, name, num, Summary, Table};
@@ -401,7 +401,7 @@ fn one_set(
     }
     let mut rhos: Vec<f64> = images.iter().filter_map(|im| im.spearman).collect();
     rhos.sort_by(f64::total_cmp);
-    let median_spearman = (!rhos.is_empty()).then(|| median(&rhos));
+    let median_spearman = (!rhos.is_empty()).then(|| crate::stats::median(&rhos));
     let mean = |f: &dyn Fn(&ImageInfluence) -> f64| {
         let v: Vec<f64> = images.iter().map(f).filter(|x| x.is_finite()).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -502,52 +502,8 @@ fn random_baseline(
     total / config.random_draws as f64
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
-    }
-}
-
-/// Average ranks (ties share the mean of their positions), 1-based.
-fn ranks(v: &[f32]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Spearman's rank correlation (Pearson correlation of average ranks).
-pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in ra.iter().zip(&rb) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    if saa == 0.0 || sbb == 0.0 {
-        f64::NAN
-    } else {
-        sab / (saa * sbb).sqrt()
-    }
-}
+/// Spearman's rank correlation ([`crate::stats::spearman`]).
+pub use crate::stats::spearman;
 
 fn grid_png(
     s: &SetInfluence,

@@ -10,12 +10,10 @@ pub fn silverman_bandwidth(values: &[f64], floor: f64) -> f64 {
     if n < 2 {
         return floor;
     }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let sd = var.sqrt();
+    let sd = crate::stats::sample_std(values);
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let iqr = quantile(&sorted, 0.75) - quantile(&sorted, 0.25);
+    let iqr = crate::stats::quantile(&sorted, 0.75) - crate::stats::quantile(&sorted, 0.25);
     let spread = match (sd > 0.0, iqr > 0.0) {
         (true, true) => sd.min(iqr / 1.34),
         (true, false) => sd,
@@ -23,13 +21,6 @@ pub fn silverman_bandwidth(values: &[f64], floor: f64) -> f64 {
         (false, false) => 0.0,
     };
     (0.9 * spread * (n as f64).powf(-0.2)).max(floor)
-}
-
-/// Linear-interpolation quantile of sorted values (NumPy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = (sorted.len() - 1) as f64 * q;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// The Gaussian KDE of `values` with bandwidth `h`, evaluated at each point of `grid`

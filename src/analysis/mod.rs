@@ -18,6 +18,7 @@ pub mod recognition;
 pub mod recognition_over_training;
 mod registry;
 pub mod sensitivity;
+mod support;
 
 pub use registry::{find, names, write_report, Entry, Request, ANALYSES};
 

@@ -177,8 +177,8 @@ fn min_max(v: &[f32]) -> (f32, f32) {
 
 fn stats(v: &[f32], (real_lo, real_hi): (f32, f32)) -> ChannelStats {
     let n = v.len().max(1) as f64;
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    let wide: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+    let mean = crate::stats::mean(&wide);
     let mut sorted = v.to_vec();
     sorted.sort_by(f32::total_cmp);
     let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64;
@@ -186,7 +186,7 @@ fn stats(v: &[f32], (real_lo, real_hi): (f32, f32)) -> ChannelStats {
     let (min, max) = min_max(v);
     ChannelStats {
         mean,
-        std: var.sqrt(),
+        std: crate::stats::sample_std(&wide),
         min: min as f64,
         max: max as f64,
         p01: pct(0.01),

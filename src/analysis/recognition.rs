@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::support::test_sample;
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::{resolve_bundle, Bundle, Params};
-use crate::data::{fraction_per_class, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::{BarChart, Heatmap};
 use crate::report::summary::{arr, name, num, value_str, Summary, Table};
@@ -211,16 +212,6 @@ fn bundles_for_shape(shape: [usize; 3]) -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// A class-balanced sample of about `n` test images (`0` or `n >= len`: all of them).
-pub(crate) fn test_sample(test: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
-    if n == 0 || n >= test.len() {
-        return Ok(test.clone());
-    }
-    let fraction = n as f64 / test.len() as f64;
-    let idx = fraction_per_class(test, &vec![fraction; test.num_classes()], seed)?;
-    test.select(&idx)
 }
 
 /// Fraction of images classified as their label, overall and per class.

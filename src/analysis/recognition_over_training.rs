@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::recognition::test_sample;
+use super::support::test_sample;
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::Bundle;
 use crate::data::Dataset;

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::mixing::{baselines, check_sets, shortest_f64, test_sample, train_and_test};
+use super::support::{baselines, check_sets, shortest_f64, test_sample, train_and_test};
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::{resolve_bundle, Bundle};
 use crate::data::Dataset;
@@ -515,7 +515,7 @@ pub fn sensitivity(
                     Err(e) => return Err(e),
                 }
             }
-            let (mean, std) = mean_std(&accuracies);
+            let (mean, std) = crate::stats::mean_std_finite(&accuracies);
             cells.push(SensitivityCell {
                 setup: s.info.name.clone(),
                 accuracies,
@@ -562,22 +562,6 @@ pub fn sensitivity(
         table,
         notes,
     })
-}
-
-/// Mean and sample standard deviation of the finite values (NaN, 0 when there are none).
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let ok: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if ok.is_empty() {
-        return (f64::NAN, 0.0);
-    }
-    let n = ok.len() as f64;
-    let mean = ok.iter().sum::<f64>() / n;
-    let std = if ok.len() > 1 {
-        (ok.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (mean, std)
 }
 
 impl SensitivityResult {

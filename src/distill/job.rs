@@ -753,7 +753,7 @@ impl Outcome {
         let normalizer = Normalizer::for_dataset(&self.dataset)
             .unwrap_or_else(|| Normalizer::identity(self.syn.images.dim().1));
         let labels = self.syn.labels.to_vec();
-        super::write_grid_png(
+        crate::report::write_grid_png(
             &files.png,
             self.syn.images.view(),
             &labels,

@@ -16,7 +16,6 @@ mod dc;
 mod dm;
 mod expert;
 mod expert_store;
-mod grid;
 mod herding;
 mod image_sgd;
 mod job;
@@ -37,7 +36,6 @@ pub use expert::{
     Trajectory, EXPERTS_FORMAT,
 };
 pub use expert_store::{generate_experts_into, EXPERT_STATE_FORMAT};
-pub use grid::{encode_png, grid, write_grid_png, Picture, GRID_MIN_SIZE, GRID_PADDING};
 pub use herding::{herd, herding_set};
 pub use image_sgd::TensorSgd;
 pub use job::{DistillJob, ExpertJob, Field, MethodKind, Outcome, Written};

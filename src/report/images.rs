@@ -4,7 +4,7 @@
 
 use ndarray::{Array3, ArrayView3};
 
-use crate::distill::{Picture, GRID_MIN_SIZE, GRID_PADDING};
+use super::grid::{Picture, GRID_MIN_SIZE, GRID_PADDING};
 use crate::error::{Error, Result};
 
 /// Lays out `rows` of images (`C x H x W`, C = 1 or 3, all the same shape), one picture row

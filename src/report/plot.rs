@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use serde::Serialize;
 
-use crate::distill::encode_png;
+use super::grid::encode_png;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 

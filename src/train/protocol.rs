@@ -13,6 +13,7 @@ use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::stats;
 
 /// Test accuracies of repeated standard evaluations.
 #[derive(Debug, Clone, Serialize)]
@@ -36,19 +37,16 @@ impl EvalSummary {
         train_size: usize,
         accuracies: Vec<f64>,
     ) -> EvalSummary {
-        let n = accuracies.len() as f64;
-        let mean = accuracies.iter().sum::<f64>() / n.max(1.0);
-        let var = if accuracies.len() > 1 {
-            accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
         EvalSummary {
             label: label.into(),
             train_size,
+            mean: if accuracies.is_empty() {
+                0.0
+            } else {
+                stats::mean(&accuracies)
+            },
+            std: stats::sample_std(&accuracies),
             accuracies,
-            mean,
-            std: var.sqrt(),
         }
     }
 }

@@ -243,7 +243,7 @@ fn distill_sets(
         let normalizer = Normalizer::for_dataset(args.data.dataset.as_str())
             .unwrap_or_else(|| Normalizer::identity(set.data.input_shape()[0]));
         let labels = set.data.labels().to_vec();
-        distill::write_grid_png(
+        ddlens::report::write_grid_png(
             &analysis_dir.join(format!("set-{name}.png")),
             set.data.images().view(),
             &labels,
