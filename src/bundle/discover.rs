@@ -5,25 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::Manifest;
 use crate::error::{Error, Result};
-use crate::runtime::project_roots;
 
 /// Folders searched for bundles, in order (only those that exist).
 pub fn model_search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("DDLENS_MODELS")
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
-    dirs.extend(project_roots().into_iter().map(|r| r.join("models")));
-    if let Ok(cwd) = std::env::current_dir() {
-        dirs.push(cwd.join("models"));
-    }
-    let mut unique: Vec<PathBuf> = Vec::new();
-    for d in dirs {
-        let d = d.canonicalize().unwrap_or(d);
-        if d.is_dir() && !unique.contains(&d) {
-            unique.push(d);
-        }
-    }
-    unique
+    crate::runtime::search_dirs("DDLENS_MODELS", "models")
 }
 
 /// Every bundle folder (a subfolder with `manifest.json`) in the search folders, with its

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::runtime::project_roots;
 
 /// The prefix that marks a zoo name in place of a path.
 pub const ZOO_PREFIX: &str = "zoo:";
@@ -16,21 +15,7 @@ pub const ZOO_ENV: &str = "DDLENS_ZOO";
 
 /// Folders searched for zoo sets, in order (only those that exist).
 pub fn zoo_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os(ZOO_ENV)
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
-    dirs.extend(project_roots().into_iter().map(|r| r.join("zoo")));
-    if let Ok(cwd) = std::env::current_dir() {
-        dirs.push(cwd.join("zoo"));
-    }
-    let mut unique: Vec<PathBuf> = Vec::new();
-    for d in dirs {
-        let d = d.canonicalize().unwrap_or(d);
-        if d.is_dir() && !unique.contains(&d) {
-            unique.push(d);
-        }
-    }
-    unique
+    crate::runtime::search_dirs(ZOO_ENV, "zoo")
 }
 
 /// Every set in the zoo folders, as (name, file), sorted by name; a name in an earlier

@@ -72,6 +72,27 @@ pub fn project_roots() -> Vec<PathBuf> {
     roots
 }
 
+/// Folders to search for things found by name (bundles, zoo sets), in order, existing ones
+/// only and each once: those of the `:`-separated variable `env_var`, then `<root>/<sub>` for
+/// every project root, then `./<sub>`.
+pub fn search_dirs(env_var: &str, sub: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os(env_var)
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    dirs.extend(project_roots().into_iter().map(|r| r.join(sub)));
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd.join(sub));
+    }
+    let mut unique: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let d = d.canonicalize().unwrap_or(d);
+        if d.is_dir() && !unique.contains(&d) {
+            unique.push(d);
+        }
+    }
+    unique
+}
+
 /// The version string (`1.31.1`) that an ONNX Runtime library reports, read through
 /// `OrtGetApiBase()->GetVersionString()` without initialising anything.
 pub fn library_version(path: &Path) -> std::result::Result<String, String> {

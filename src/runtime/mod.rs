@@ -17,7 +17,8 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 
 pub use locate::{
-    library_version, project_roots, Attempt, Located, FIX_COMMAND, ORT_MIN_MINOR, ORT_VERSION,
+    library_version, project_roots, search_dirs, Attempt, Located, FIX_COMMAND, ORT_MIN_MINOR,
+    ORT_VERSION,
 };
 pub use provider::{available_providers, Provider, ProviderChoice};
 

@@ -30,7 +30,24 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 
+/// Sets ONNX Runtime up the way every test does (CPU, one thread), once per process, so that
+/// the tests grouped in one crate can run in any order (an explicit `init` with other settings
+/// after another would be refused). A runtime already set up, by a test that opened a bundle
+/// directly, is kept.
+pub fn runtime() {
+    if ddlens::runtime::is_initialized() {
+        return;
+    }
+    ddlens::runtime::init(ddlens::runtime::RuntimeConfig {
+        provider: ddlens::runtime::ProviderChoice::Cpu,
+        threads: Some(1),
+        ..Default::default()
+    })
+    .expect("ONNX Runtime (run scripts/setup)");
+}
+
 pub fn open(name: &str) -> Bundle {
+    runtime();
     Bundle::open(models_dir().join(name)).unwrap_or_else(|e| panic!("opening {name}: {e}"))
 }
 

@@ -1,6 +1,6 @@
 //! Fresh initialisations follow the manifest's distributions and are reproducible.
 
-mod common;
+use crate::common;
 
 use ddlens::bundle::Init;
 

@@ -8,11 +8,9 @@
 //! Richardson extrapolation keep the truncation error O(ε⁴) while the float32 rounding of
 //! θ_N stays far below the 3% tolerance.
 
-mod common;
-
 use std::ops::Range;
 
-use common::*;
+use crate::common::*;
 use ddlens::distill::{
     epoch_batches, trajectory_matching, BatchTransform, InnerLoop, InnerSgd, Unrolled,
 };

@@ -2,7 +2,7 @@
 //! run; a checkpoint written with other settings, or a damaged one, is refused with an error
 //! naming the file.
 
-mod common;
+use crate::common;
 
 use ddlens::distill::{run, Checkpoint, Dm, DmConfig, IterContext, Method, RunConfig, Synthetic};
 use ddlens::Dataset;

@@ -2,7 +2,7 @@
 //! size checks, bad enum values, missing files), every area's round trip, progress and
 //! cancellation, and agreement with the safe Rust API it wraps.
 
-mod common;
+use crate::common;
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::PathBuf;

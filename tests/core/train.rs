@@ -1,6 +1,6 @@
 //! Training, evaluation, hooks and parameter files on the tiny bundle with synthetic data.
 
-mod common;
+use crate::common;
 
 use ddlens::augment::{Dsa, STANDARD_STRATEGY};
 use ddlens::bundle::Params;

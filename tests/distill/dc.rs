@@ -7,9 +7,9 @@
 //! the analytic gradient differentiates the active piece, and a finite difference whose step
 //! crossed a kink would measure the jump instead.
 
-mod common;
+use crate::common;
 
-use common::*;
+use crate::common::*;
 use ddlens::augment::Dsa;
 use ddlens::distill::{
     class_match, gradient_distance, Dc, DcConfig, IterContext, Method, Synthetic,

@@ -2,7 +2,7 @@
 //! assembled column by column on the tiny bundle (243 parameters): Hutchinson's trace within
 //! its own noise, Lanczos' top eigenvalues and SLQ's moments exactly, CG against a dense solve.
 
-mod common;
+use crate::common;
 
 use ddlens::analysis::hessian::{
     conjugate_gradient, hutchinson_trace, lanczos, rademacher, spectral_density, top_eigenvalues,
@@ -12,7 +12,7 @@ use ddlens::{Bundle, Params};
 use nalgebra::{DMatrix, DVector};
 
 fn setup() -> (Bundle, Params, ddlens::Dataset) {
-    ddlens::runtime::init(Default::default()).unwrap();
+    common::runtime();
     let b = common::open("tiny-1x8x8");
     let p = b.init_params(3);
     (b, p, common::banded_dataset(30, 1))

@@ -4,25 +4,19 @@
 //! extras, results are reproducible, a set that copies the baseline's real images gets the
 //! baseline's curve, and cancellation propagates.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
 use ddlens::analysis::mixing::{self, CurveKind, Mixing, MixingConfig, MixingResult};
 use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
-use ddlens::runtime::{ProviderChoice, RuntimeConfig};
 use ddlens::train::{evaluate, train, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
 /// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
 /// order in this process.
 fn runtime() {
-    ddlens::runtime::init(RuntimeConfig {
-        provider: ProviderChoice::Cpu,
-        threads: Some(1),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    common::runtime();
 }
 
 fn tiny() -> Bundle {

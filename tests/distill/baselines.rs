@@ -1,7 +1,7 @@
 //! The baselines: `random` is class-balanced and seeded; `herding` picks a balanced set whose
 //! class means in feature space are closer to the true class means than a random set's.
 
-mod common;
+use crate::common;
 
 use ddlens::distill::{herd, herding_set, random_set, Synthetic};
 use ddlens::{Bundle, Dataset, Params};

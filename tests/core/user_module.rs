@@ -2,12 +2,10 @@
 //! Python exporter, loads in Rust, and passes the same role checks as the bundled models.
 //! Needs the exporter's Python environment (`scripts/setup --dev`, which the test script runs).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::role_checks::{check_all, Kind};
+use crate::common::role_checks::{check_all, Kind};
 
 const MODULE: &str = r#"
 import torch.nn as nn

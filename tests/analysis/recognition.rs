@@ -2,7 +2,7 @@
 //! the banded toy problem: exact scores for known sets, given parameters used as they are,
 //! models trained (and their parameters written) otherwise, and errors naming the setting.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! is bit-for-bit the unsharded result, pool-file checks, and `--shard` parsing, on the tiny
 //! bundle and the banded toy problem.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,9 +3,9 @@
 //! MTT iterations lower the trajectory-matching loss and move the learned lr. (The exactness
 //! of the gradients themselves is tests/distill_unroll.rs's job.)
 
-mod common;
+use crate::common;
 
-use common::*;
+use crate::common::*;
 use ddlens::augment::Dsa;
 use ddlens::distill::{
     generate_experts, generate_experts_into, save_experts, trajectory_matching, ExpertConfig,

@@ -1,7 +1,7 @@
 //! `curvature`: measurements land at the configured steps, the trace at step 0 agrees with the
 //! dense Hessian of the same parameters within the estimator's noise, settings are checked.
 
-mod common;
+use crate::common;
 
 use ddlens::analysis::curvature::{curvature, ema, CurvatureConfig};
 use ddlens::analysis::hessian::HessianOperator;
@@ -9,7 +9,7 @@ use ddlens::analysis::{no_progress, Budget, NamedSet, RealData};
 use ddlens::Params;
 
 fn setup() -> (ddlens::Bundle, ddlens::Dataset, ddlens::Dataset) {
-    ddlens::runtime::init(Default::default()).unwrap();
+    common::runtime();
     (
         common::open("tiny-1x8x8"),
         common::banded_dataset(300, 1),

@@ -2,7 +2,7 @@
 //! curves are those of the documented P_real run (checked against an independent training and
 //! `evaluate`), and progress cancels, on the tiny bundle and the banded toy problem.
 
-mod common;
+use crate::common;
 
 use ddlens::analysis::recognition_over_training::{recognition_over_training, RotConfig};
 use ddlens::analysis::{no_progress, Budget, NamedSet, RealData};

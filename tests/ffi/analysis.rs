@@ -7,7 +7,7 @@
 //! their PNG figures, and reject an unknown setting by name; errors name the argument or
 //! settings field; a NULL name keeps the default `set<i>`; the progress callback cancels.
 
-mod common;
+use crate::common;
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;

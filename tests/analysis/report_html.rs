@@ -3,7 +3,7 @@
 //! Chromium comes from `scripts/setup --dev` (Debian's chromium-headless-shell); without it the
 //! browser half is skipped locally and fails under CI.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,7 @@ use std::process::Command;
 use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData, RunInfo};
 
 fn results(dir: &Path) -> usize {
-    ddlens::runtime::init(Default::default()).unwrap();
+    common::runtime();
     let b = common::open("tiny-1x8x8");
     let train = common::banded_dataset(90, 1);
     let test = common::banded_dataset(30, 2);

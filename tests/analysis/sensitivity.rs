@@ -5,25 +5,19 @@
 //! architectures are skipped with a note while unknown named ones are errors, diverged runs
 //! are counted, and results are reproducible.
 
-mod common;
+use crate::common;
 
 use ddlens::analysis::sensitivity::{
     self, RowKind, Sensitivity, SensitivityConfig, SensitivityResult,
 };
 use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
-use ddlens::runtime::{ProviderChoice, RuntimeConfig};
 use ddlens::train::{evaluate, standard_evaluation, train, Schedule, StandardEval, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
 /// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
 /// order in this process.
 fn runtime() {
-    ddlens::runtime::init(RuntimeConfig {
-        provider: ProviderChoice::Cpu,
-        threads: Some(1),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    common::runtime();
 }
 
 fn tiny() -> Bundle {

@@ -4,7 +4,7 @@
 //! the argument; the progress callback counts and cancels; a run resumed from its checkpoint
 //! equals an uninterrupted one.
 
-mod common;
+use crate::common;
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! DM: the image gradient against central finite differences of the DM loss (fixed network
 //! and fixed augmentations), and a few iterations lowering the loss.
 
-mod common;
+use crate::common;
 
 use ddlens::augment::{AugOp, Augmentation, Dsa};
 use ddlens::distill::{run, Dm, DmConfig, RunConfig, Synthetic};

@@ -1,8 +1,6 @@
 //! Every graph role of every bundled model, checked against central finite differences and
 //! against the other roles (the checks live in common/role_checks.rs).
 
-mod common;
-
 macro_rules! bundle_tests {
     ($($module:ident => $name:literal),* $(,)?) => {$(
         mod $module {

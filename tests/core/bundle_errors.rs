@@ -1,6 +1,6 @@
 //! Broken bundles give errors that name what is wrong and where.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

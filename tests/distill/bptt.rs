@@ -2,9 +2,9 @@
 //! in-memory dataset: a few iterations lower the real loss after training on the synthetic
 //! set. (The exactness of the unrolled gradients is tests/distill_unroll.rs's job.)
 
-mod common;
+use crate::common;
 
-use common::*;
+use crate::common::*;
 use ddlens::distill::{Bptt, BpttConfig, InnerLoop, InnerSgd, IterContext, Method, Synthetic};
 use ddlens::{Bundle, Dataset};
 use ndarray::{Array1, Array4};

@@ -1,7 +1,7 @@
 //! `influence`: leave-one-out rows are exactly the retraining difference, influence-function
 //! rows agree with them in rank on a smooth problem, the grid and consistency score exist.
 
-mod common;
+use crate::common;
 
 use ddlens::analysis::influence::{influence, spearman, InfluenceConfig};
 use ddlens::analysis::{no_progress, Budget, NamedSet, RealData};
@@ -22,7 +22,7 @@ fn spearman_is_a_rank_correlation() {
 
 #[test]
 fn leave_one_out_is_the_retraining_difference_and_ranks_agree() {
-    ddlens::runtime::init(Default::default()).unwrap();
+    common::runtime();
     let b = common::open("tiny-1x8x8");
     let train_set = common::banded_dataset(120, 1);
     let test = common::banded_dataset(45, 2);
