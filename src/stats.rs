@@ -190,9 +190,57 @@ pub fn bootstrap_interval(
     }
 }
 
+/// Reading back numbers that may be NaN. JSON has no NaN: serde_json writes it as `null`, so a
+/// result field that may hold NaN (an estimate with one sample, a diverged run) reads `null`
+/// back as NaN with `#[serde(deserialize_with = "crate::stats::nan::f64")]` (or `vec`, `vec2`).
+pub mod nan {
+    use serde::{Deserialize, Deserializer};
+
+    /// `null` as NaN.
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// Each `null` of an array as NaN.
+    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let v = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+    }
+
+    /// Each `null` of an array of arrays as NaN.
+    pub fn vec2<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+        let v = Vec::<Vec<Option<f64>>>::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nan_survives_a_json_round_trip() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct R {
+            #[serde(deserialize_with = "nan::f64")]
+            a: f64,
+            #[serde(deserialize_with = "nan::vec")]
+            b: Vec<f64>,
+            #[serde(deserialize_with = "nan::vec2")]
+            c: Vec<Vec<f64>>,
+        }
+        let text = serde_json::to_string(&R {
+            a: f64::NAN,
+            b: vec![1.0, f64::NAN],
+            c: vec![vec![f64::NAN]],
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"a":null,"b":[1.0,null],"c":[[null]]}"#);
+        let r: R = serde_json::from_str(&text).unwrap();
+        assert!(r.a.is_nan() && r.b[0] == 1.0 && r.b[1].is_nan() && r.c[0][0].is_nan());
+    }
 
     #[test]
     fn moments_use_n_minus_one() {

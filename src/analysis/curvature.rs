@@ -18,9 +18,8 @@ use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, Dataset};
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
-use crate::report::summary::{arr, name, num, Summary, Table};
+use crate::report::summary::{fixed_opt, Summary, Table};
 use crate::train::{self, Control, Hook, StepContext, TrainConfig};
-use serde_json::Value;
 
 /// Settings of [`curvature`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +127,7 @@ impl CurvatureConfig {
 }
 
 /// The spectrum of one set's Hessian at one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spectrum {
     /// The P_real step.
     pub step: usize,
@@ -141,7 +140,7 @@ pub struct Spectrum {
 }
 
 /// One set's curvature along the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetCurvature {
     /// `real` for the real training sample, else the set's name.
     pub name: String,
@@ -156,7 +155,7 @@ pub struct SetCurvature {
 }
 
 /// Result of [`curvature`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurvatureResult {
     /// Measured steps.
     pub steps: Vec<usize>,
@@ -415,14 +414,14 @@ impl Analysis for Curvature {
         Ok(figures)
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
-    let steps: Vec<u64> = arr(&r["steps"]).iter().filter_map(Value::as_u64).collect();
+pub fn summary(r: &CurvatureResult) -> Summary {
+    let steps = &r.steps;
     let mut t = Table {
         header: [
             "set",
@@ -437,24 +436,22 @@ pub fn summary(r: &Value) -> Summary {
         rows: Vec::new(),
     };
     let mut peaks = Vec::new();
-    for (k, s) in arr(&r["sets"]).iter().enumerate() {
-        let ema: Vec<f64> = arr(&s["ema"]).iter().filter_map(Value::as_f64).collect();
-        let peak = ema.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let top = arr(&s["spectra"])
+    for (k, s) in r.sets.iter().enumerate() {
+        let peak = s.ema.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let top = s
+            .spectra
             .last()
-            .and_then(|sp| arr(&sp["top_eigenvalues"]).first().cloned())
-            .unwrap_or(Value::Null);
+            .and_then(|sp| sp.top_eigenvalues.first().copied());
+        let peak_step = r.peak_steps.get(k).copied();
         t.rows.push(vec![
-            name(s),
-            num(&s["examples"], 0),
-            num(&r["peak_steps"][k], 0),
+            s.name.clone(),
+            s.examples.to_string(),
+            peak_step.map_or("–".into(), |p| p.to_string()),
             format!("{peak:.2}"),
-            arr(&s["traces"])
-                .last()
-                .map_or("–".into(), |x| num(&x["trace"], 2)),
-            num(&top, 2),
+            fixed_opt(s.traces.last().map(|x| x.trace), 2),
+            fixed_opt(top, 2),
         ]);
-        peaks.push((name(s), peak, r["peak_steps"][k].as_u64().unwrap_or(0)));
+        peaks.push((s.name.clone(), peak, peak_step.unwrap_or(0)));
     }
     let finding = peaks.split_first().and_then(|(real, rest)| {
         (!rest.is_empty()).then(|| {

@@ -6,7 +6,7 @@
 use nalgebra::DMatrix;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::{Bundle, Params};
 use crate::data::Dataset;
@@ -79,13 +79,15 @@ pub fn rademacher(like: &Params, rng: &mut ChaCha8Rng) -> Params {
 }
 
 /// A Hutchinson estimate of `tr H`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceEstimate {
     /// The mean of `vᵀ H v` over the probes.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub trace: f64,
     /// Probes used.
     pub probes: usize,
     /// Standard error of the mean (NaN with one probe).
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub std_error: f64,
 }
 
@@ -130,7 +132,7 @@ pub fn hutchinson_trace(
 
 /// The tridiagonal matrix of a Lanczos run: diagonal `alpha` (length m) and off-diagonal
 /// `beta` (length m − 1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tridiagonal {
     /// Diagonal.
     pub alpha: Vec<f64>,
@@ -226,7 +228,7 @@ pub fn top_eigenvalues(
 
 /// An eigenvalue density from stochastic Lanczos quadrature: Ritz values and weights pooled
 /// over probes (weights sum to 1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpectralDensity {
     /// Ritz values of every probe.
     pub nodes: Vec<f64>,

@@ -29,9 +29,8 @@ use crate::error::{Error, Result};
 use crate::report::encode_png;
 use crate::report::images::image_rows;
 use crate::report::plot::BarChart;
-use crate::report::summary::{arr, name, num, Summary, Table};
+use crate::report::summary::{fixed, fixed_opt, Summary, Table};
 use crate::train::{self, evaluate, TrainConfig};
-use serde_json::Value;
 
 /// Settings of [`influence`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,7 +138,7 @@ impl InfluenceConfig {
 }
 
 /// Influence of one distilled image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageInfluence {
     /// Index in the distilled set.
     pub index: usize,
@@ -154,23 +153,28 @@ pub struct ImageInfluence {
     /// CG iterations and final relative residual.
     pub cg_iterations: usize,
     /// Final relative residual of CG.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub cg_residual: f64,
     /// Test-sample indices of the top-k influenced images (leave-one-out when available).
     pub top: Vec<usize>,
     /// Mean pairwise feature cosine similarity of the top-k test images.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub top_similarity: f64,
     /// The same for k random test images of the image's class, averaged over draws.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub random_similarity: f64,
 }
 
 /// One set's influence analysis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetInfluence {
     /// Set name.
     pub name: String,
     /// Test accuracy of the P_dist model trained on the whole set.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub accuracy: f64,
     /// Smallest Hessian eigenvalue estimated at the final parameters.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub min_eigenvalue: f64,
     /// The total λ of `H + λI` used by conjugate gradient.
     pub damping_used: f64,
@@ -179,15 +183,18 @@ pub struct SetInfluence {
     /// Median Spearman correlation between leave-one-out and influence functions.
     pub median_spearman: Option<f64>,
     /// Mean top-k similarity over images.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub mean_top_similarity: f64,
     /// Mean random same-class similarity over images.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub mean_random_similarity: f64,
     /// Fraction of images whose top-k are more alike than the random baseline.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub fraction_more_consistent: f64,
 }
 
 /// Result of [`influence`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InfluenceResult {
     /// Test-sample size; rows are indexed in this sample.
     pub test_images: usize,
@@ -577,8 +584,8 @@ impl Analysis for Influence {
         Ok(figs)
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
@@ -596,7 +603,7 @@ fn sanitize(name: &str) -> String {
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
+pub fn summary(r: &InfluenceResult) -> Summary {
     let mut t = Table {
         header: [
             "set",
@@ -611,25 +618,19 @@ pub fn summary(r: &Value) -> Summary {
         rows: Vec::new(),
     };
     let mut verdicts = Vec::new();
-    for s in arr(&r["sets"]) {
+    for s in &r.sets {
         t.rows.push(vec![
-            name(s),
-            num(&s["accuracy"], 3),
-            num(&s["median_spearman"], 3),
-            num(&s["mean_top_similarity"], 3),
-            num(&s["mean_random_similarity"], 3),
-            format!(
-                "{:.0}%",
-                100.0 * s["fraction_more_consistent"].as_f64().unwrap_or(0.0)
-            ),
+            s.name.clone(),
+            fixed(s.accuracy, 3),
+            fixed_opt(s.median_spearman, 3),
+            fixed(s.mean_top_similarity, 3),
+            fixed(s.mean_random_similarity, 3),
+            format!("{:.0}%", 100.0 * s.fraction_more_consistent),
         ]);
-        let (top, rnd) = (
-            s["mean_top_similarity"].as_f64().unwrap_or(f64::NAN),
-            s["mean_random_similarity"].as_f64().unwrap_or(f64::NAN),
-        );
+        let (top, rnd) = (s.mean_top_similarity, s.mean_random_similarity);
         verdicts.push(format!(
             "{}: top-k {} than random ({top:.3} vs {rnd:.3})",
-            name(s),
+            s.name,
             if top > rnd {
                 "more alike"
             } else {

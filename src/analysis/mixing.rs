@@ -25,9 +25,8 @@ use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
-use crate::report::summary::{arr, name, num, Summary, Table};
+use crate::report::summary::{fixed, Summary, Table};
 use crate::train::{EvalSummary, TrainConfig};
-use serde_json::Value;
 
 /// Settings of [`mixing`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,7 +111,7 @@ impl MixingConfig {
 }
 
 /// What a curve is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CurveKind {
     /// A set given by the caller.
@@ -122,22 +121,25 @@ pub enum CurveKind {
 }
 
 /// Accuracy of one (set, k).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MixingPoint {
     /// Real images added per class.
     pub k: usize,
     /// Training-set size (set + k × classes).
     pub train_size: usize,
     /// Test accuracy of each run.
+    #[serde(deserialize_with = "crate::stats::nan::vec")]
     pub accuracies: Vec<f64>,
     /// Mean accuracy.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub mean: f64,
     /// Sample standard deviation over runs (0 for one run).
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub std: f64,
 }
 
 /// One set's accuracy against k.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MixingCurve {
     /// Set name (the baseline: `random-ipc<n>`).
     pub name: String,
@@ -154,13 +156,14 @@ pub struct MixingCurve {
     /// One point per k, in the order of `ks`.
     pub points: Vec<MixingPoint>,
     /// Mean accuracy at each k minus the mean at the first k (negative: real images hurt).
+    #[serde(deserialize_with = "crate::stats::nan::vec")]
     pub change_vs_first_k: Vec<f64>,
     /// For a given set: its mean accuracy minus its baseline's at each k.
     pub gap_to_baseline: Option<Vec<f64>>,
 }
 
 /// Result of [`mixing`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MixingResult {
     /// Real images per class added.
     pub ks: Vec<usize>,
@@ -384,14 +387,14 @@ impl Analysis for Mixing {
         Ok(vec![(String::new(), Figure::Lines(output.chart()))])
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
-    let ks: Vec<String> = arr(&r["ks"]).iter().map(|k| num(k, 0)).collect();
+pub fn summary(r: &MixingResult) -> Summary {
+    let ks: Vec<String> = r.ks.iter().map(usize::to_string).collect();
     let mut header = vec!["set".to_string()];
     header.extend(ks.iter().map(|k| format!("k = {k}")));
     let mut t = Table {
@@ -399,22 +402,19 @@ pub fn summary(r: &Value) -> Summary {
         rows: Vec::new(),
     };
     let mut verdicts = Vec::new();
-    for c in arr(&r["curves"]) {
-        let mut row = vec![name(c)];
-        row.extend(arr(&c["points"]).iter().map(|p| num(&p["mean"], 3)));
+    for c in &r.curves {
+        let mut row = vec![c.name.clone()];
+        row.extend(c.points.iter().map(|p| fixed(p.mean, 3)));
         t.rows.push(row);
-        if c["kind"].as_str() != Some("baseline") {
-            let means: Vec<f64> = arr(&c["points"])
-                .iter()
-                .filter_map(|p| p["mean"].as_f64())
-                .collect();
+        if c.kind != CurveKind::Baseline {
+            let means: Vec<f64> = c.points.iter().map(|p| p.mean).collect();
             if let (Some(first), Some(&low)) = (
                 means.first(),
                 means.iter().skip(1).take(2).min_by(|a, b| a.total_cmp(b)),
             ) {
                 verdicts.push(format!(
                     "{}: {:.3} at k = {} → {:.3} with a few real images ({})",
-                    name(c),
+                    c.name,
                     first,
                     ks.first().cloned().unwrap_or_default(),
                     low,

@@ -239,8 +239,8 @@ pub trait Analysis {
     const OWN_BASELINE: bool = false;
     /// Settings; fields a caller does not give keep the budget's defaults.
     type Config: Serialize + DeserializeOwned + Clone;
-    /// The result, written as the `result` of `<name>.json`.
-    type Output: Serialize;
+    /// The result, written as the `result` of `<name>.json` and read back by the report.
+    type Output: Serialize + DeserializeOwned;
 
     /// The defaults for a budget ([`Budget::Paper`] is the paper's protocol), with every
     /// random draw of the analysis seeded from `seed`.
@@ -258,8 +258,8 @@ pub trait Analysis {
     /// The figures of a result, as `(file-name suffix, figure)`; suffix `""` is the main one.
     fn figures(output: &Self::Output) -> Result<Vec<(String, Figure)>>;
 
-    /// The report's text for a saved result (the `result` of `<name>.json`).
-    fn summary(result: &serde_json::Value) -> crate::report::summary::Summary;
+    /// The report's text for a result (read back from the `result` of `<name>.json`).
+    fn summary(output: &Self::Output) -> crate::report::summary::Summary;
 }
 
 /// The budget's defaults of `A` with the fields of the JSON object `overrides` replaced

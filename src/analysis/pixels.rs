@@ -11,8 +11,7 @@ use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, Dataset};
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
-use crate::report::summary::{arr, name, num, Summary, Table};
-use serde_json::Value;
+use crate::report::summary::{fixed, Summary, Table};
 
 /// Settings of [`pixels`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,7 +26,7 @@ pub struct PixelsConfig {
 }
 
 /// Range statistics of one set's pixels on one channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelStats {
     /// Mean value.
     pub mean: f64,
@@ -46,7 +45,7 @@ pub struct ChannelStats {
 }
 
 /// One set's pixel distribution: statistics and histogram (density) per channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetPixels {
     /// Set name (`real` for the real sample).
     pub name: String,
@@ -59,7 +58,7 @@ pub struct SetPixels {
 }
 
 /// Result of [`pixels`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PixelsResult {
     /// Bin edges (`bins + 1` values) shared by every histogram.
     pub bin_edges: Vec<f64>,
@@ -282,13 +281,13 @@ impl Analysis for Pixels {
             .collect())
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
+pub fn summary(r: &PixelsResult) -> Summary {
     let mut t = Table {
         header: [
             "set",
@@ -305,28 +304,26 @@ pub fn summary(r: &Value) -> Summary {
         rows: Vec::new(),
     };
     let mut leaves = Vec::new();
-    for s in arr(&r["sets"]) {
-        for (c, ch) in arr(&s["channels"]).iter().enumerate() {
+    for s in &r.sets {
+        for (c, ch) in s.channels.iter().enumerate() {
             t.rows.push(vec![
-                name(s),
-                num(&s["images"], 0),
+                s.name.clone(),
+                s.images.to_string(),
                 c.to_string(),
-                num(&ch["mean"], 3),
-                num(&ch["std"], 3),
-                num(&ch["min"], 3),
-                num(&ch["max"], 3),
-                format!(
-                    "{:.1}%",
-                    100.0 * ch["outside_real_range"].as_f64().unwrap_or(0.0)
-                ),
+                fixed(ch.mean, 3),
+                fixed(ch.std, 3),
+                fixed(ch.min, 3),
+                fixed(ch.max, 3),
+                format!("{:.1}%", 100.0 * ch.outside_real_range),
             ]);
         }
-        let out = arr(&s["channels"])
+        let out = s
+            .channels
             .iter()
-            .filter_map(|c| c["outside_real_range"].as_f64())
+            .map(|c| c.outside_real_range)
             .fold(0.0f64, f64::max);
-        if name(s) != "real" {
-            leaves.push((name(s), out));
+        if s.name != "real" {
+            leaves.push((s.name.clone(), out));
         }
     }
     let finding = (!leaves.is_empty()).then(|| {

@@ -19,9 +19,8 @@ use crate::bundle::{resolve_bundle, Bundle, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::{BarChart, Heatmap};
-use crate::report::summary::{arr, name, num, value_str, Summary, Table};
+use crate::report::summary::{fixed, Summary, Table};
 use crate::train::{evaluate, load_params, save_params, train, Control, StepContext, TrainConfig};
-use serde_json::Value;
 
 /// The `models` entry that stands for the analysis's own model (`--model`).
 pub const ANALYSIS_MODEL: &str = "model";
@@ -88,7 +87,7 @@ impl RecognitionConfig {
 }
 
 /// One real-trained model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// The `models` entry.
     pub entry: String,
@@ -105,7 +104,7 @@ pub struct ModelRecord {
 }
 
 /// How one model sees one set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRecognition {
     /// Bundle name.
     pub model: String,
@@ -118,7 +117,7 @@ pub struct ModelRecognition {
 }
 
 /// Recognition of one set by every model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetRecognition {
     /// Set name.
     pub name: String,
@@ -129,7 +128,7 @@ pub struct SetRecognition {
 }
 
 /// Result of [`recognition`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecognitionResult {
     /// Real test images each model's test accuracy was measured on.
     pub test_images: usize,
@@ -460,26 +459,23 @@ impl Analysis for Recognition {
         Ok(figures)
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
-    let models: Vec<String> = arr(&r["models"])
-        .iter()
-        .map(|m| value_str(&m["model"]))
-        .collect();
+pub fn summary(r: &RecognitionResult) -> Summary {
+    let models: Vec<String> = r.models.iter().map(|m| m.model.clone()).collect();
     let mut header = vec!["set".to_string()];
     header.extend(models.iter().cloned());
     let mut t = Table {
         header,
         rows: Vec::new(),
     };
-    for s in arr(&r["sets"]) {
-        let mut row = vec![name(s)];
-        row.extend(arr(&s["models"]).iter().map(|m| num(&m["accuracy"], 3)));
+    for s in &r.sets {
+        let mut row = vec![s.name.clone()];
+        row.extend(s.models.iter().map(|m| fixed(m.accuracy, 3)));
         t.rows.push(row);
     }
     let mut m = Table {
@@ -488,11 +484,11 @@ pub fn summary(r: &Value) -> Summary {
             .to_vec(),
         rows: Vec::new(),
     };
-    for rec in arr(&r["models"]) {
+    for rec in &r.models {
         m.rows.push(vec![
-            value_str(&rec["model"]),
-            value_str(&rec["source"]),
-            num(&rec["test_accuracy"], 3),
+            rec.model.clone(),
+            rec.source.clone(),
+            fixed(rec.test_accuracy, 3),
         ]);
     }
     Summary {

@@ -12,9 +12,8 @@ use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
-use crate::report::summary::{arr, name, num, Summary, Table};
+use crate::report::summary::{fixed_opt, Summary, Table};
 use crate::train::{evaluate, train, Control, Hook, StepContext, TrainConfig};
-use serde_json::Value;
 
 /// Settings of [`recognition_over_training`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,7 +70,7 @@ impl RotConfig {
 }
 
 /// Accuracy and loss of the model along training on one dataset.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Curve {
     /// Name (`test` for the real test sample).
     pub name: String,
@@ -89,7 +88,7 @@ pub struct Curve {
 }
 
 /// Result of [`recognition_over_training`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RotResult {
     /// The recorded steps.
     pub steps: Vec<usize>,
@@ -273,18 +272,14 @@ impl Analysis for RecognitionOverTraining {
         ])
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
-    let steps: Vec<u64> = arr(&r["steps"]).iter().filter_map(Value::as_u64).collect();
-    let test_acc: Vec<f64> = arr(&r["test"]["accuracy"])
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
+pub fn summary(r: &RotResult) -> Summary {
+    let (steps, test_acc) = (&r.steps, &r.test.accuracy);
     let mut t = Table {
         header: [
             "set",
@@ -297,18 +292,18 @@ pub fn summary(r: &Value) -> Summary {
         .to_vec(),
         rows: Vec::new(),
     };
-    for s in arr(&r["sets"]) {
-        let first = s["first_step_all_correct"].as_u64();
+    for s in &r.sets {
+        let first = s.first_step_all_correct;
         let test_then = first
             .and_then(|f| steps.iter().position(|&x| x == f))
             .and_then(|k| test_acc.get(k))
             .map_or("–".into(), |a| format!("{a:.3}"));
         t.rows.push(vec![
-            name(s),
-            num(&s["images"], 0),
+            s.name.clone(),
+            s.images.to_string(),
             first.map_or("never".into(), |f| f.to_string()),
             test_then,
-            arr(&s["accuracy"]).last().map_or("–".into(), |a| num(a, 3)),
+            fixed_opt(s.accuracy.last().copied(), 3),
         ]);
     }
     Summary {

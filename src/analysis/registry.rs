@@ -48,8 +48,9 @@ pub struct Entry {
     pub own_baseline: bool,
     /// Runs it.
     pub run: RunFn,
-    /// The report's text for a saved result.
-    pub summary: fn(&Value) -> Summary,
+    /// The report's text for a saved result (its JSON read back into the typed result; an
+    /// error names the analysis and what did not fit).
+    pub summary: fn(&Value) -> Result<Summary>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -70,13 +71,21 @@ fn run<A: Analysis>(
     run_and_save::<A>(model, real, sets, &config, info, request.out_dir, progress)
 }
 
+fn summary<A: Analysis>(result: &Value) -> Result<Summary> {
+    let output: A::Output = serde_json::from_value(result.clone()).map_err(|e| Error::Data {
+        origin: format!("{}.json", A::NAME),
+        message: format!("the result does not read back: {e}"),
+    })?;
+    Ok(A::summary(&output))
+}
+
 const fn entry<A: Analysis>() -> Entry {
     Entry {
         name: A::NAME,
         about: A::ABOUT,
         own_baseline: A::OWN_BASELINE,
         run: run::<A>,
-        summary: A::summary,
+        summary: summary::<A>,
     }
 }
 
@@ -114,13 +123,15 @@ pub fn find(name: &str) -> Result<&'static Entry> {
 /// with each analysis's own text; returns the number of bytes.
 pub fn write_report(dir: &Path, out: &Path, title: &str) -> Result<usize> {
     let order: Vec<&str> = names().collect();
-    let summarize = |analysis: &str, result: &Value| match find(analysis) {
-        Ok(e) => (e.summary)(result),
-        Err(_) => Summary {
-            title: analysis.to_string(),
-            ..Summary::default()
-        },
-    };
+    let summarize =
+        |analysis: &str, result: &Value| match find(analysis).and_then(|e| (e.summary)(result)) {
+            Ok(s) => s,
+            Err(e) => Summary {
+                title: analysis.to_string(),
+                question: format!("(no summary: {e})"),
+                ..Summary::default()
+            },
+        };
     crate::report::write_report(dir, out, title, &order, &summarize)
 }
 

@@ -17,9 +17,8 @@ use crate::bundle::{resolve_bundle, Bundle};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::Heatmap;
-use crate::report::summary::{arr, num, value_str, Summary, Table};
+use crate::report::summary::{fixed, Summary, Table};
 use crate::train::{Schedule, StandardEval, TrainConfig};
-use serde_json::Value;
 
 /// Settings of [`sensitivity`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +125,7 @@ impl SensitivityConfig {
 }
 
 /// A training setup (a column of the result).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupInfo {
     /// Short name (`standard`, `epochs x0.3`, `lr x10`, `batch 10`, `full batch`, `sgd`, a
     /// bundle name).
@@ -136,7 +135,7 @@ pub struct SetupInfo {
 }
 
 /// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RowKind {
     /// A set given by the caller.
@@ -146,17 +145,21 @@ pub enum RowKind {
 }
 
 /// Accuracy of one (set, setup).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SensitivityCell {
     /// Setup name.
     pub setup: String,
     /// Test accuracy of each run (`null` for a run that diverged).
+    #[serde(deserialize_with = "crate::stats::nan::vec")]
     pub accuracies: Vec<f64>,
     /// Mean over the runs that did not diverge (`null` when all did).
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub mean: f64,
     /// Sample standard deviation over those runs.
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub std: f64,
     /// `mean` minus the standard setup's mean (negative: the setup hurts).
+    #[serde(deserialize_with = "crate::stats::nan::f64")]
     pub drop: f64,
     /// Runs whose loss became non-finite.
     pub diverged_runs: usize,
@@ -167,7 +170,7 @@ pub struct SensitivityCell {
 }
 
 /// One set's accuracy under every setup.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SensitivityRow {
     /// Set name.
     pub name: String,
@@ -184,20 +187,22 @@ pub struct SensitivityRow {
 }
 
 /// The result as two matrices (rows = sets, columns = setups).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SensitivityTable {
     /// Row names.
     pub rows: Vec<String>,
     /// Column names (setups, `standard` first).
     pub setups: Vec<String>,
     /// Mean accuracy.
+    #[serde(deserialize_with = "crate::stats::nan::vec2")]
     pub accuracy: Vec<Vec<f64>>,
     /// Mean accuracy minus the standard column.
+    #[serde(deserialize_with = "crate::stats::nan::vec2")]
     pub drop: Vec<Vec<f64>>,
 }
 
 /// Result of [`sensitivity`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SensitivityResult {
     /// Runs per cell.
     pub runs: usize,
@@ -640,32 +645,28 @@ impl Analysis for Sensitivity {
         Ok(vec![(String::new(), Figure::Heatmap(output.heatmap()))])
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
-    let table = &r["table"];
-    let setups: Vec<String> = arr(&table["setups"]).iter().map(value_str).collect();
+pub fn summary(r: &SensitivityResult) -> Summary {
+    let table = &r.table;
+    let setups: Vec<String> = table.setups.clone();
     let mut header = vec!["set".to_string()];
     header.extend(setups.iter().cloned());
     let mut t = Table {
         header,
         rows: Vec::new(),
     };
-    for (i, row_name) in arr(&table["rows"]).iter().enumerate() {
-        let mut row = vec![value_str(row_name)];
-        for (j, acc) in arr(&table["accuracy"][i]).iter().enumerate() {
+    for (i, row_name) in table.rows.iter().enumerate() {
+        let mut row = vec![row_name.clone()];
+        for (j, &acc) in table.accuracy[i].iter().enumerate() {
             row.push(if j == 0 {
-                num(acc, 3)
+                fixed(acc, 3)
             } else {
-                format!(
-                    "{} ({:+.1})",
-                    num(acc, 3),
-                    100.0 * table["drop"][i][j].as_f64().unwrap_or(f64::NAN)
-                )
+                format!("{} ({:+.1})", fixed(acc, 3), 100.0 * table.drop[i][j])
             });
         }
         t.rows.push(row);

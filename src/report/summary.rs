@@ -3,8 +3,6 @@
 //! its own ([`crate::analysis::Analysis::summary`], from its saved JSON, so a report can be
 //! rebuilt from files alone); this module holds the types and the formatting helpers.
 
-use serde_json::Value;
-
 /// A small table of key numbers.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Table {
@@ -27,25 +25,16 @@ pub struct Summary {
     pub tables: Vec<Table>,
 }
 
-/// A number with `digits` decimals, or "–" when absent or not finite.
-pub fn num(v: &Value, digits: usize) -> String {
-    match v.as_f64() {
-        Some(x) if x.is_finite() => format!("{x:.digits$}"),
-        _ => "–".into(),
+/// `x` with `digits` decimals, or "–" when not finite.
+pub fn fixed(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "–".into()
     }
 }
 
-/// The elements of a JSON array (none when `v` is not one).
-pub fn arr(v: &Value) -> &[Value] {
-    v.as_array().map_or(&[], Vec::as_slice)
-}
-
-/// The `name` field of an object, `?` when absent.
-pub fn name(v: &Value) -> String {
-    v["name"].as_str().unwrap_or("?").to_string()
-}
-
-/// A string value as is, any other value as JSON text.
-pub fn value_str(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), String::from)
+/// [`fixed`] of a value that may be absent.
+pub fn fixed_opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "–".into(), |x| fixed(x, digits))
 }

@@ -2,7 +2,7 @@
 //! standard recipe (300 epochs, or 1000 with DSA augmentation of every minibatch), test
 //! accuracy as mean ± std.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::eval::evaluate;
@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::stats;
 
 /// Test accuracies of repeated standard evaluations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalSummary {
     /// What was evaluated (a file name, `random real subset`...).
     pub label: String,

@@ -11,6 +11,7 @@ mod hessian;
 mod influence;
 mod mixing;
 mod recognition;
+mod registry;
 mod report_html;
 mod report_plot;
 mod rot;

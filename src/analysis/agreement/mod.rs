@@ -33,9 +33,8 @@ use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::report::plot::{BarChart, LineChart, Series};
-use crate::report::summary::{arr, name, num, Summary, Table};
+use crate::report::summary::{fixed, fixed_opt, Summary, Table};
 use crate::train::{evaluate, train, Control, StepContext, TrainConfig};
-use serde_json::Value;
 
 mod pool;
 mod pool_file;
@@ -224,7 +223,7 @@ pub fn match_members(accuracies: &[f64], target: f64, tolerance: f64, k: usize) 
 }
 
 /// Summary of one pool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PoolSummary {
     /// What the pool is.
     pub description: String,
@@ -237,7 +236,7 @@ pub struct PoolSummary {
 }
 
 /// Agreement of a set's distilled-trained models with their matches in one pool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchedAgreement {
     /// Matched (distilled model, member) pairs over all runs.
     pub matched: usize,
@@ -254,7 +253,7 @@ pub struct MatchedAgreement {
 }
 
 /// One set's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetAgreement {
     /// Set name.
     pub name: String,
@@ -271,7 +270,7 @@ pub struct SetAgreement {
 }
 
 /// Result of [`agreement`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgreementResult {
     /// Test images the predictions cover.
     pub test_images: usize,
@@ -545,13 +544,13 @@ impl Analysis for Agreement {
         ])
     }
 
-    fn summary(result: &serde_json::Value) -> Summary {
-        summary(result)
+    fn summary(output: &Self::Output) -> Summary {
+        summary(output)
     }
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
-pub fn summary(r: &Value) -> Summary {
+pub fn summary(r: &AgreementResult) -> Summary {
     let mut t = Table {
         header: [
             "set",
@@ -564,18 +563,18 @@ pub fn summary(r: &Value) -> Summary {
         rows: Vec::new(),
     };
     let mut verdicts = Vec::new();
-    for s in arr(&r["sets"]) {
-        let (a, b) = (&s["pool_a"]["mean"], &s["pool_b"]["mean"]);
+    for s in &r.sets {
+        let (a, b) = (s.pool_a.mean, s.pool_b.mean);
         t.rows.push(vec![
-            name(s),
-            num(&s["test_accuracy"], 3),
-            num(a, 3),
-            num(b, 3),
+            s.name.clone(),
+            fixed(s.test_accuracy, 3),
+            fixed_opt(a, 3),
+            fixed_opt(b, 3),
         ]);
-        if let (Some(a), Some(b)) = (a.as_f64(), b.as_f64()) {
+        if let (Some(a), Some(b)) = (a, b) {
             verdicts.push(format!(
                 "{}: {b:.3} with early-stopped vs {a:.3} with subset-trained models ({})",
-                name(s),
+                s.name,
                 if b > a {
                     "higher with early-stopped, as in the paper"
                 } else {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::train::{evaluate, train, Control, RecordEval, StepContext, TrainConfig};
 
 /// The two pools of real-trained models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Pool {
     /// Models trained to the end on random real subsets.
     A,

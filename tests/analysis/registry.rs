@@ -1,0 +1,85 @@
+//! Every analysis of the registry runs from its name and JSON settings, and its result reads
+//! back into its typed result for the report's text (`Entry::summary`): the path `ddlens
+//! analyze NAME`, `ddl_analyze` and the report take.
+
+use ddlens::analysis::{self, Budget, NamedSet, RealData, Request, RunInfo};
+use ddlens::progress::Silent;
+
+use crate::common;
+
+/// Small settings per analysis, so that the whole registry runs in seconds on the tiny bundle.
+fn options(name: &str) -> &'static str {
+    match name {
+        "mixing" => r#"{"ks": [0, 2], "runs": 2, "steps": 5}"#,
+        "sensitivity" => r#"{"epochs": 4, "lr_factors": [0.5]}"#,
+        "pixels" => r#"{"bins": 30, "real_images": 60}"#,
+        "recognition" => r#"{"train_epochs": 5, "train_max_steps": 3}"#,
+        "agreement" => r#"{"pool_a_fraction_min": 0.1, "pool_a_fraction_max": 0.2}"#,
+        "recognition-over-training" => r#"{"steps": 5, "every": 5}"#,
+        "curvature" => {
+            r#"{"steps": [0, 2, 4], "train_images": 30, "batch": 30, "spectrum_steps": [4]}"#
+        }
+        "influence" => {
+            r#"{"steps": 8, "loo_images": 2, "test_images": 30, "cg_iters": 4, "feature_steps": 3}"#
+        }
+        other => panic!("no test settings for the new analysis `{other}`: add them here"),
+    }
+}
+
+#[test]
+fn every_analysis_runs_by_name_and_its_result_reads_back_for_the_report() {
+    let bundle = common::open("tiny-1x8x8");
+    let (train, test) = (common::banded_dataset(90, 1), common::banded_dataset(30, 2));
+    let sets = vec![NamedSet {
+        name: "toy".into(),
+        data: common::banded_dataset(6, 3),
+        lr: None,
+    }];
+    let info = RunInfo {
+        model: bundle.name().to_string(),
+        dataset: "bands".into(),
+        budget: Budget::Smoke,
+        seed: 0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for entry in &analysis::ANALYSES {
+        let request = Request {
+            info: &info,
+            options: Some(options(entry.name)),
+            out_dir: Some(dir.path()),
+        };
+        let real = RealData {
+            train: &train,
+            test: &test,
+        };
+        let (json, saved) = (entry.run)(&bundle, real, &sets, &request, &mut Silent)
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+        assert!(saved
+            .unwrap()
+            .json
+            .ends_with(format!("{}.json", entry.name)));
+        let summary = (entry.summary)(&json).unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+        assert!(
+            !summary.title.is_empty() && !summary.tables.is_empty(),
+            "{}",
+            entry.name
+        );
+        assert!(
+            summary.tables[0].rows.iter().any(|r| r[0].contains("toy")),
+            "{}: the set is in the first table",
+            entry.name
+        );
+    }
+    // The report reads them all back, with each analysis's own text.
+    let out = dir.path().join("report.html");
+    analysis::write_report(dir.path(), &out, "registry").unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(!html.contains("(no summary:"), "every result read back");
+    for entry in &analysis::ANALYSES {
+        assert!(
+            html.contains(&format!("id=\"{}\"", entry.name)),
+            "{}",
+            entry.name
+        );
+    }
+}
