@@ -41,9 +41,9 @@ mod pool_file;
 
 pub use pool::{
     distilled_seed, member_seed, pool_fingerprint, train_pool_shard, Pool, PoolMember, PoolShard,
-    Shard,
+    Shard, POOL_FORMAT, POOL_VERSION,
 };
-pub use pool_file::{merge_pool, read_pool_files, POOL_FORMAT, POOL_VERSION};
+pub use pool_file::{merge_pool, read_pool_files};
 
 /// Settings of [`agreement`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

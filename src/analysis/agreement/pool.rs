@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::pool_file::POOL_VERSION;
 use super::AgreementConfig;
 use crate::analysis::support::test_sample;
 use crate::analysis::{Progress, RealData};
@@ -14,6 +13,11 @@ use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, uniform_fractions, Dataset};
 use crate::error::{Error, Result};
 use crate::train::{evaluate, train, Control, RecordEval, StepContext, TrainConfig};
+
+/// Format tag of pool files (safetensors metadata `format`).
+pub const POOL_FORMAT: &str = "ddlens-agreement-pool";
+/// Version of the pool-file layout.
+pub const POOL_VERSION: u32 = 1;
 
 /// The two pools of real-trained models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -6,15 +6,10 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use super::pool::{PoolMember, PoolShard, Shard};
+use super::pool::{PoolMember, PoolShard, Shard, POOL_FORMAT, POOL_VERSION};
 use super::AgreementConfig;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-
-/// Format tag of pool files (safetensors metadata `format`).
-pub const POOL_FORMAT: &str = "ddlens-agreement-pool";
-/// Version of the pool-file layout.
-pub const POOL_VERSION: u32 = 1;
 
 impl PoolShard {
     /// Writes the shard as safetensors: `predictions` (U16, members x test images),
