@@ -47,7 +47,8 @@ fn analysis_names() -> clap::builder::PossibleValuesParser {
 /// Options every analysis takes.
 #[derive(Args)]
 pub(crate) struct CommonArgs {
-    /// Distilled sets to analyse (safetensors, .npz, or images.npy with labels.npy beside it);
+    /// Distilled sets to analyse (safetensors, .npz, images.npy with labels.npy beside it, or
+    /// zoo:NAME for a set of the zoo);
     /// several are compared side by side.
     #[arg(value_name = "SET")]
     pub sets: Vec<PathBuf>,

@@ -15,7 +15,8 @@ use crate::bar::Bar;
 /// Options of `ddlens eval`.
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Distilled set to evaluate (safetensors, .npz or images.npy with labels.npy beside it).
+    /// Distilled set to evaluate (safetensors, .npz, images.npy with labels.npy beside it, or
+    /// zoo:NAME for a set of the zoo, e.g. zoo:bptt-ipc1).
     /// Without it, only a random real subset of `--ipc` images per class is evaluated.
     #[arg(required_unless_present = "ipc")]
     pub distilled: Option<PathBuf>,

@@ -17,7 +17,7 @@ use crate::bar::{progress_hook, Bar};
 pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Train on a distilled set (safetensors, or .npz / images.npy) instead of real data.
+    /// Train on a distilled set (safetensors, .npz / images.npy, or zoo:NAME) instead of real data.
     #[arg(long, value_name = "FILE", conflicts_with = "ipc")]
     pub distilled: Option<PathBuf>,
     /// Train on a class-balanced random real subset with this many images per class.
