@@ -201,6 +201,9 @@ fn same_run(json: &Path, info: &RunInfo) -> bool {
     serde_json::to_value(info).is_ok_and(|i| v["info"] == i)
 }
 
+/// Offset of the random baseline's seed from the run's seed.
+const RANDOM_BASELINE_STREAM: u64 = 0x5EED_BA5E;
+
 /// The DM set (resumed from its checkpoint when one matches) and the random baseline, written
 /// to `sets_dir`, with their pictures copied next to the analyses for the report.
 fn distill_sets(
@@ -224,18 +227,26 @@ fn distill_sets(
     let bar = Bar::new("dm", args.iterations as u64);
     let syn = job.run(bundle, &splits.train, &mut &bar)?.syn;
     bar.finish();
-    let random = distill::random_set(&splits.train, args.ipc, args.seed)?;
+    // The baseline is a draw of its own: with the run's seed it would be exactly DM's starting
+    // images (both draw class-balanced with that seed), and the two grids would look alike.
+    let random_seed = args.seed.wrapping_add(RANDOM_BASELINE_STREAM);
+    let random = distill::random_set(&splits.train, args.ipc, random_seed)?;
     let mut out = Vec::new();
-    for (name, method, s) in [
-        (stem.clone(), "dm", syn),
-        (format!("random-ipc{}", args.ipc), "random", random),
+    for (name, method, s, seed) in [
+        (stem.clone(), "dm", syn, args.seed),
+        (
+            format!("random-ipc{}", args.ipc),
+            "random",
+            random,
+            random_seed,
+        ),
     ] {
         let meta = DistilledMeta {
             method: method.to_string(),
             ipc: args.ipc,
             dataset: args.data.dataset.as_str().to_string(),
             model: bundle.name().to_string(),
-            seed: Some(args.seed),
+            seed: Some(seed),
             extra: Default::default(),
         };
         let set = s.to_distilled(meta)?;
