@@ -499,3 +499,21 @@ fn zoo_names_stand_in_for_paths() {
     let o = ddlens(&["eval", "zoo:no-such-set"]);
     assert!(stderr(&o).contains("not in the zoo"), "{}", stderr(&o));
 }
+
+#[test]
+fn zero_or_negative_counts_name_the_argument() {
+    let o = ddlens(&["eval", "--ipc", "0"]);
+    assert!(
+        stderr(&o).contains("`ipc`: must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    // A negative number is the argument's value, refused by its parser, not clap's tip to
+    // write `-- -1` (which would make it a positional argument).
+    let o = ddlens(&["eval", "--ipc", "-1"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("'-1' for '--ipc <IPC>'") && !err.contains("-- -1"),
+        "{err}"
+    );
+}

@@ -281,7 +281,10 @@ pub fn config_with<A: Analysis>(
         return Err(Error::invalid(&arg, "must be a JSON object"));
     };
     let mut merged = serde_json::to_value(&base)
-        .map_err(|e| Error::invalid(&arg, format!("cannot serialise defaults: {e}")))?;
+        .map_err(|e| Error::Internal(format!("{arg}: cannot serialise the defaults: {e}")))?;
+    let base_json = merged.clone();
+    let patch_keys: Vec<String> = patch.keys().cloned().collect();
+    let fields_given = serde_json::Value::Object(patch.clone());
     let serde_json::Value::Object(fields) = &mut merged else {
         return Err(Error::invalid(&arg, "the config is not a JSON object"));
     };
@@ -295,7 +298,18 @@ pub fn config_with<A: Analysis>(
         }
         fields.insert(key, value);
     }
-    serde_json::from_value(merged).map_err(|e| Error::invalid(&arg, e.to_string()))
+    serde_json::from_value(merged).map_err(|e| {
+        // Name the field at fault: the first override that does not fit on its own.
+        let field = patch_keys.iter().find(|key| {
+            let mut one = base_json.clone();
+            one[key.as_str()] = fields_given[key.as_str()].clone();
+            serde_json::from_value::<A::Config>(one).is_err()
+        });
+        match field {
+            Some(key) => Error::invalid(&arg, format!("field `{key}`: {e}")),
+            None => Error::invalid(&arg, e.to_string()),
+        }
+    })
 }
 
 /// Runs `A` and, when `out_dir` is given, [`save`]s its JSON and figures there. Returns the
@@ -323,4 +337,31 @@ pub fn run_and_save<A: Analysis>(
         .and_then(|text| serde_json::from_str(&text))
         .map_err(|e| Error::invalid("result", format!("cannot serialise: {e}")))?;
     Ok((json, saved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_setting_is_named_and_an_unknown_one_listed() {
+        let bad = r#"{"batch": 8, "max_probes": "abc"}"#;
+        let e = config_with::<curvature::Curvature>(Budget::Smoke, 0, Some(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("curvature options") && e.contains("field `max_probes`"),
+            "{e}"
+        );
+        let e = config_with::<curvature::Curvature>(Budget::Smoke, 0, Some(r#"{"probes": 3}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `probes`") && e.contains("max_probes"),
+            "{e}"
+        );
+        let ok =
+            config_with::<curvature::Curvature>(Budget::Smoke, 0, Some(r#"{"max_probes": 3}"#));
+        assert_eq!(ok.unwrap().max_probes, 3);
+    }
 }

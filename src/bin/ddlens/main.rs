@@ -9,7 +9,7 @@ mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 
 use args::parse_provider;
@@ -69,7 +69,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Negative numbers are values (`--runs -1` is then refused by the value's own parser, naming
+    // the argument), not clap's tip to write `-- -1`, which would make them positional.
+    let command = Cli::command()
+        .allow_negative_numbers(true)
+        .mut_subcommands(|s| s.allow_negative_numbers(true));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let config = RuntimeConfig {
         library: cli.runtime.ort_lib,
         provider: cli.runtime.provider,

@@ -61,6 +61,12 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
             sets.push((path.display().to_string(), set.data));
             (counts, set.lr)
         }
+        (None, Some(0)) => {
+            return Err(Error::invalid(
+                "ipc",
+                "must be at least 1 (images per class of the random real subset)",
+            ))
+        }
         (None, Some(ipc)) => (vec![ipc; splits.train.num_classes()], None),
         (None, None) => return Err(Error::invalid("distilled", "give a distilled set or --ipc")),
     };
