@@ -517,3 +517,47 @@ fn zero_or_negative_counts_name_the_argument() {
         "{err}"
     );
 }
+
+#[test]
+fn a_set_made_for_another_dataset_is_refused_unless_forced() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digits.safetensors");
+    let images = ndarray::Array4::<f32>::zeros((10, 1, 28, 28));
+    let labels = ndarray::Array1::from_iter(0..10i64);
+    let data = ddlens::Dataset::new(images, labels, 10, "digits").unwrap();
+    let meta = ddlens::data::DistilledMeta {
+        method: "random".into(),
+        dataset: "mnist".into(),
+        ..Default::default()
+    };
+    ddlens::DistilledSet::new(data, None, meta)
+        .unwrap()
+        .write(&path)
+        .unwrap();
+    let p = path.to_str().unwrap();
+    let args = ["eval", p, "--runs", "1", "--epochs", "1", "--no-baseline"];
+    let o = ddlens(&[&args[..], &["--model", "mlp-1x28x28"]].concat());
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("distilled on mnist")
+            && err.contains("fashion-mnist")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let o = ddlens(&[&args[..], &["--model", "mlp-1x28x28", "--force"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ddlens(&[
+        "analyze",
+        "pixels",
+        p,
+        "--budget",
+        "smoke",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(stderr(&o).contains("distilled on mnist"), "{}", stderr(&o));
+}

@@ -71,6 +71,33 @@ impl DistilledSet {
         DistilledSet::new(data, lr, meta).map_err(|e| data_err(&origin, e.to_string()))
     }
 
+    /// Checks that the set was made for `dataset` (its metadata's `dataset`, when it names a
+    /// benchmark). A set distilled on another benchmark lives in that benchmark's normalised
+    /// space: used here, its pixel values mean other intensities. The error says so and names
+    /// both normalisations; a set whose metadata names no benchmark passes.
+    pub fn check_dataset(&self, dataset: super::DatasetName) -> Result<()> {
+        let Ok(made_for) = self.meta.dataset.parse::<super::DatasetName>() else {
+            return Ok(());
+        };
+        if made_for == dataset {
+            return Ok(());
+        }
+        let (a, b) = (made_for.normalizer(), dataset.normalizer());
+        Err(Error::invalid(
+            "set",
+            format!(
+                "`{}` was distilled on {made_for} (pixels normalised with mean {:?}, std {:?}) \
+                 but is used with {dataset} (mean {:?}, std {:?}): its values would mean other \
+                 intensities; use the set with --dataset {made_for}, or pass --force to use it anyway",
+                self.data.name(),
+                a.mean(),
+                a.std(),
+                b.mean(),
+                b.std()
+            ),
+        ))
+    }
+
     /// Reads a distilled set in any supported form: `zoo:NAME` (a set of the zoo,
     /// [`super::resolve_set`]), or by extension `.npz` (arrays `images` and `labels`), `.npy`
     /// (the images, with `labels.npy` beside them), otherwise ddlens safetensors.

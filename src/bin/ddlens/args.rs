@@ -34,6 +34,10 @@ pub(crate) struct DataArgs {
     /// Model bundle: a name from models/ (or DDLENS_MODELS) or a bundle folder.
     #[arg(long, default_value = "convnet3-1x28x28")]
     pub model: String,
+    /// Use a distilled set even when its metadata says it was made for another dataset (whose
+    /// normalisation differs).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `--provider`.
@@ -44,6 +48,16 @@ pub(crate) fn parse_provider(s: &str) -> std::result::Result<ProviderChoice, Str
 /// Parses `--dataset`.
 pub(crate) fn parse_dataset(s: &str) -> std::result::Result<DatasetName, String> {
     s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// Reads a distilled set (or `zoo:NAME`) for use with the dataset of `data`: a set made for
+/// another dataset is an error unless `--force`.
+pub(crate) fn read_set(path: &std::path::Path, data: &DataArgs) -> Result<ddlens::DistilledSet> {
+    let set = ddlens::DistilledSet::read_any(path)?;
+    if !data.force {
+        set.check_dataset(data.dataset)?;
+    }
+    Ok(set)
 }
 
 /// The model bundle and both splits of the dataset, checked against each other.

@@ -12,7 +12,7 @@ use ddlens::analysis::recognition::Recognition;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 use ddlens::{Error, Result};
 
-use crate::args::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, read_set, DataArgs};
 
 /// `ddlens analyze NAME SET...`: any analysis of the library's registry.
 #[derive(Args)]
@@ -114,12 +114,20 @@ fn overrides_json(pairs: &[String]) -> Result<Option<String>> {
     Ok(Some(serde_json::Value::Object(map).to_string()))
 }
 
-/// Reads the sets named on the command line; two files with the same stem get the parent
-/// folder's name prefixed so legends stay distinct.
-pub(crate) fn read_sets(paths: &[PathBuf]) -> Result<Vec<NamedSet>> {
+/// Reads the sets named on the command line (each checked against the dataset unless
+/// `--force`); two files with the same stem get the parent folder's name prefixed so legends
+/// stay distinct.
+fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
     let mut sets: Vec<NamedSet> = paths
         .iter()
-        .map(|p| NamedSet::read(p))
+        .map(|p| {
+            let set = read_set(p, data)?;
+            let name = p.file_stem().map_or_else(
+                || p.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            Ok(NamedSet::from_distilled(name, set))
+        })
         .collect::<Result<_>>()?;
     for i in 0..sets.len() {
         if sets.iter().filter(|s| s.name == sets[i].name).count() > 1 {
@@ -137,7 +145,7 @@ pub(crate) fn read_sets(paths: &[PathBuf]) -> Result<Vec<NamedSet>> {
 /// Loads model, data and sets, runs the analysis with a progress bar and writes its results.
 fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
-    let sets = read_sets(&args.sets)?;
+    let sets = read_sets(&args.sets, &args.data)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }
@@ -223,7 +231,7 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let sets = read_sets(&common.sets)?;
+    let sets = read_sets(&common.sets, &common.data)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }

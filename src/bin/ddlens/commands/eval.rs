@@ -6,10 +6,10 @@ use clap::Args;
 use ddlens::augment::Dsa;
 use ddlens::data;
 use ddlens::train;
-use ddlens::{DistilledSet, Error, Result};
+use ddlens::{Error, Result};
 use serde_json::json;
 
-use crate::args::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, read_set, DataArgs};
 use crate::bar::Bar;
 
 /// Options of `ddlens eval`.
@@ -55,7 +55,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
     let mut sets = Vec::new();
     let (per_class, learned_lr) = match (&args.distilled, args.ipc) {
         (Some(path), _) => {
-            let set = DistilledSet::read_any(path)?;
+            let set = read_set(path, &args.data)?;
             set.data.check_against(bundle.manifest())?;
             let counts = set.data.class_counts();
             sets.push((path.display().to_string(), set.data));

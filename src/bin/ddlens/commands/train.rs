@@ -6,10 +6,10 @@ use std::time::Instant;
 use clap::Args;
 use ddlens::data;
 use ddlens::train::{self, Hook, SgdConfig, TrainConfig};
-use ddlens::{DistilledSet, Error, Result};
+use ddlens::{Error, Result};
 use serde_json::json;
 
-use crate::args::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, read_set, DataArgs};
 use crate::bar::{progress_hook, Bar};
 
 /// Options of `ddlens train`.
@@ -63,7 +63,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
     let (train_set, source) = match (&args.distilled, args.ipc) {
         (Some(path), _) => (
-            DistilledSet::read_any(path)?.data,
+            read_set(path, &args.data)?.data,
             format!("distilled {}", path.display()),
         ),
         (None, Some(ipc)) => {
