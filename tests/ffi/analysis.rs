@@ -18,6 +18,8 @@ use ddlens::analysis::influence::Influence;
 use ddlens::analysis::pixels::Pixels;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
 use ddlens::ffi::*;
+
+use super::support::*;
 use ddlens::Dataset;
 
 const MODEL: &str = "tiny-1x8x8";
@@ -46,36 +48,6 @@ type AnalyzeFn = unsafe extern "C" fn(
     *mut c_void,
     *mut *mut c_char,
 ) -> DdlStatus;
-
-fn runtime() {
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Asserts a status and that the thread's message mentions every `needles`.
-#[track_caller]
-fn expect(status: DdlStatus, want: DdlStatus, needles: &[&str]) {
-    let msg = last_error();
-    assert_eq!(status, want, "message: {msg}");
-    for n in needles {
-        assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
-    }
-}
-
-#[track_caller]
-fn ok(status: DdlStatus) {
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
 /// Takes a library string and frees it.
 fn take_string(s: *mut c_char) -> String {

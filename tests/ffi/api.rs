@@ -4,38 +4,13 @@
 
 use crate::common;
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
 
 use ddlens::ffi::*;
 
-/// Sets the process runtime up through the C ABI (same settings in every test, so any order
-/// of tests succeeds).
-fn runtime() {
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Asserts a status and that the thread's message mentions every `needles`.
-#[track_caller]
-fn expect(status: DdlStatus, want: DdlStatus, needles: &[&str]) {
-    let msg = last_error();
-    assert_eq!(status, want, "message: {msg}");
-    for n in needles {
-        assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
-    }
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
+use super::support::*;
 
 /// Takes a library string, frees it, returns it parsed as JSON.
 fn take_json(s: *mut c_char) -> serde_json::Value {

@@ -16,41 +16,13 @@ use ddlens::distill::{
     MttConfig, RunConfig, Synthetic,
 };
 use ddlens::ffi::*;
+
+use super::support::*;
 use ddlens::train::{self, TrainConfig};
 use ddlens::{Bundle, Dataset};
 use serde_json::{json, Value};
 
 const MODEL: &str = "tiny-1x8x8";
-
-fn runtime() {
-    let status = unsafe { ddl_runtime_init(null(), DDL_PROVIDER_CPU, 1) };
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(ddl_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Asserts a status and that the thread's message mentions every `needles`.
-#[track_caller]
-fn expect(status: DdlStatus, want: DdlStatus, needles: &[&str]) {
-    let msg = last_error();
-    assert_eq!(status, want, "message: {msg}");
-    for n in needles {
-        assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
-    }
-}
-
-#[track_caller]
-fn ok(status: DdlStatus) {
-    assert_eq!(status, DdlStatus::Ok, "{}", last_error());
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
 fn path_c(p: &Path) -> CString {
     cstr(p.to_str().unwrap())

@@ -11,3 +11,4 @@ mod api;
 mod bindings;
 mod c;
 mod distill;
+mod support;
