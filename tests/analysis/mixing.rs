@@ -13,14 +13,7 @@ use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
 use ddlens::train::{evaluate, train, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
-/// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
-/// order in this process.
-fn runtime() {
-    common::runtime();
-}
-
 fn tiny() -> Bundle {
-    runtime();
     common::open("tiny-1x8x8")
 }
 
@@ -30,15 +23,6 @@ fn real() -> (Dataset, Dataset) {
         common::banded_dataset(180, 1),
         common::banded_dataset(60, 2),
     )
-}
-
-/// A small "distilled" set: 2 images per class.
-fn distilled() -> NamedSet {
-    NamedSet {
-        name: "toy-ipc2".into(),
-        data: common::banded_dataset(6, 3),
-        lr: Some(0.05),
-    }
 }
 
 fn config() -> MixingConfig {
@@ -104,7 +88,7 @@ fn extras_are_nested_and_class_balanced() {
 fn points_are_independent_p_dist_trainings_and_baselines_match() {
     let b = tiny();
     let (train_set, test) = real();
-    let set = distilled();
+    let set = common::toy_set();
     let c = config();
     let r = run(&b, &train_set, &test, std::slice::from_ref(&set), &c);
     assert_eq!(r.ks, c.ks);
@@ -182,7 +166,7 @@ fn points_are_independent_p_dist_trainings_and_baselines_match() {
 fn same_seed_same_result_and_a_copy_of_the_baseline_matches_it() {
     let b = tiny();
     let (train_set, test) = real();
-    let set = distilled();
+    let set = common::toy_set();
     let c = config();
     let r1 = run(&b, &train_set, &test, std::slice::from_ref(&set), &c);
     let r2 = run(&b, &train_set, &test, std::slice::from_ref(&set), &c);
@@ -232,7 +216,7 @@ fn settings_are_checked_and_progress_cancels() {
         train: &train,
         test: &test,
     };
-    let sets = [distilled()];
+    let sets = [common::toy_set()];
     let bad = MixingConfig {
         ks: vec![0, 5, 2],
         ..config()

@@ -14,14 +14,7 @@ use ddlens::analysis::{self, no_progress, Budget, NamedSet, RealData};
 use ddlens::train::{evaluate, standard_evaluation, train, Schedule, StandardEval, TrainConfig};
 use ddlens::{Bundle, Dataset, Error};
 
-/// Every test sets the runtime up the same way (CPU, one thread), so they can run in any
-/// order in this process.
-fn runtime() {
-    common::runtime();
-}
-
 fn tiny() -> Bundle {
-    runtime();
     common::open("tiny-1x8x8")
 }
 
@@ -30,15 +23,6 @@ fn real() -> (Dataset, Dataset) {
         common::banded_dataset(120, 1),
         common::banded_dataset(60, 2),
     )
-}
-
-/// A small "distilled" set (2 per class) with a learned learning rate.
-fn distilled() -> NamedSet {
-    NamedSet {
-        name: "toy-ipc2".into(),
-        data: common::banded_dataset(6, 3),
-        lr: Some(0.05),
-    }
 }
 
 /// Smoke defaults on the whole toy test split, 2 runs, minibatch 2 as the small batch, and
@@ -80,7 +64,7 @@ fn trained(b: &Bundle, data: &Dataset, test: &Dataset, tc: &TrainConfig) -> f64 
 fn every_column_is_the_standard_evaluation_with_one_change() {
     let b = tiny();
     let (train_set, test) = real();
-    let set = distilled();
+    let set = common::toy_set();
     let c = config();
     let r = run(&b, std::slice::from_ref(&set), &c);
     let names: Vec<&str> = r.setups.iter().map(|s| s.name.as_str()).collect();
@@ -220,7 +204,7 @@ fn architectures_and_optimizers_are_checked() {
         train: &train,
         test: &test,
     };
-    let sets = [distilled()];
+    let sets = [common::toy_set()];
     let with = |arch: &[&str], opt: &[&str]| SensitivityConfig {
         architectures: arch.iter().map(|s| s.to_string()).collect(),
         optimizers: opt.iter().map(|s| s.to_string()).collect(),
@@ -284,7 +268,7 @@ fn diverged_runs_are_counted_not_fatal() {
         baseline: false,
         ..config()
     };
-    let r = run(&b, &[distilled()], &c);
+    let r = run(&b, &[common::toy_set()], &c);
     let cell = &r.rows[0].cells[1];
     assert_eq!(cell.setup, "lr x10000000");
     assert_eq!(cell.diverged_runs, c.runs, "{cell:?}");
@@ -302,7 +286,7 @@ fn same_seed_same_result_and_progress_cancels() {
         batch_sizes: vec![0],
         ..config()
     };
-    let sets = [distilled()];
+    let sets = [common::toy_set()];
     let a = serde_json::to_string(&run(&b, &sets, &c)).unwrap();
     assert_eq!(a, serde_json::to_string(&run(&b, &sets, &c)).unwrap());
 

@@ -200,3 +200,13 @@ pub fn assert_close(what: &str, got: f64, want: f64, rtol: f64, floor: f64) {
         err / scale
     );
 }
+
+/// A small "distilled" set of the banded toy data: 2 images per class, learned lr 0.05 (the
+/// training-based analyses' tests study it).
+pub fn toy_set() -> ddlens::analysis::NamedSet {
+    ddlens::analysis::NamedSet {
+        name: "toy-ipc2".into(),
+        data: banded_dataset(6, 3),
+        lr: Some(0.05),
+    }
+}
