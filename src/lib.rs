@@ -31,6 +31,7 @@ pub mod report;
 pub mod runtime;
 pub mod stats;
 pub mod train;
+pub mod verdict;
 
 pub use bundle::{Bundle, Params, Role};
 pub use data::{Dataset, DatasetName, DistilledSet};

@@ -93,23 +93,64 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-/// An estimate with its 95% confidence interval and the number of values behind it.
+/// An estimate with its 95% confidence interval and the number of values behind it. An end
+/// that is not finite (one run: no spread to estimate) is written `null` in JSON and reads
+/// back as NaN; either way such an interval excludes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The estimate (a mean, a rate, a correlation).
+    #[serde(deserialize_with = "nan::f64")]
     pub estimate: f64,
     /// Lower end of the 95% interval.
+    #[serde(deserialize_with = "nan::f64")]
     pub lo: f64,
     /// Upper end of the 95% interval.
+    #[serde(deserialize_with = "nan::f64")]
     pub hi: f64,
-    /// Independent values (runs, test images) behind it.
+    /// Independent values (runs, test images, probes) behind it.
     pub n: usize,
 }
 
 impl Interval {
-    /// Whether the interval excludes `value` (e.g. 0: "an effect").
+    /// Whether the interval excludes `value` (e.g. 0: "an effect"). An interval with an end
+    /// that is not finite excludes nothing.
     pub fn excludes(&self, value: f64) -> bool {
-        value < self.lo || value > self.hi
+        self.lo.is_finite() && self.hi.is_finite() && (value < self.lo || value > self.hi)
+    }
+
+    /// No estimate and no interval (NaN everywhere, n = 0): what a result file written before
+    /// intervals existed reads back as.
+    pub fn unknown() -> Interval {
+        Interval {
+            estimate: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            n: 0,
+        }
+    }
+
+    /// A normal-approximation interval: `estimate ± 1.96 · std_error`.
+    pub fn normal(estimate: f64, std_error: f64, n: usize) -> Interval {
+        let half = 1.959964 * std_error;
+        Interval {
+            estimate,
+            lo: estimate - half,
+            hi: estimate + half,
+            n,
+        }
+    }
+
+    /// `estimate ± half` as text with `digits` decimals and n: `0.712 ± 0.013 (n = 5)`, or
+    /// `0.712 (n = 1, no interval)`.
+    pub fn display(&self, digits: usize) -> String {
+        if self.lo.is_finite() && self.hi.is_finite() {
+            format!(
+                "{:.digits$} [{:.digits$}, {:.digits$}] (n = {})",
+                self.estimate, self.lo, self.hi, self.n
+            )
+        } else {
+            format!("{:.digits$} (n = {}, no interval)", self.estimate, self.n)
+        }
     }
 
     /// Half the interval's width.
@@ -150,6 +191,83 @@ pub fn t_interval(values: &[f64]) -> Interval {
         n,
     }
 }
+
+/// The difference of the means of two independent groups, `mean(a) − mean(b)`, with its 95%
+/// Welch interval (Student-t with the Welch–Satterthwaite degrees of freedom). `n` counts the
+/// values of both groups; fewer than two values in either group gives no interval.
+pub fn welch_interval(a: &[f64], b: &[f64]) -> Interval {
+    let (na, nb) = (a.len(), b.len());
+    let estimate = mean(a) - mean(b);
+    let n = na + nb;
+    if na < 2 || nb < 2 {
+        return Interval {
+            estimate,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            n,
+        };
+    }
+    let (va, vb) = (
+        sample_std(a).powi(2) / na as f64,
+        sample_std(b).powi(2) / nb as f64,
+    );
+    let se = (va + vb).sqrt();
+    let df = if se == 0.0 {
+        (n - 2) as f64
+    } else {
+        (va + vb).powi(2) / (va.powi(2) / (na - 1) as f64 + vb.powi(2) / (nb - 1) as f64)
+    };
+    let half = t_975(df.floor().max(1.0) as usize) * se;
+    Interval {
+        estimate,
+        lo: estimate - half,
+        hi: estimate + half,
+        n,
+    }
+}
+
+/// A percentile bootstrap 95% interval of `mean(a) − mean(b)` for two independent samples
+/// (the images of a set and the test images), each resampled on its own from `seed`.
+pub fn bootstrap_difference(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Interval {
+    let estimate = mean(a) - mean(b);
+    let n = a.len() + b.len();
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return Interval {
+            estimate,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            n,
+        };
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let resample_mean = |x: &[f64], rng: &mut ChaCha8Rng| {
+        (0..x.len())
+            .map(|_| x[rng.random_range(0..x.len())])
+            .sum::<f64>()
+            / x.len() as f64
+    };
+    let mut values: Vec<f64> = (0..resamples)
+        .map(|_| resample_mean(a, &mut rng) - resample_mean(b, &mut rng))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    Interval {
+        estimate,
+        lo: quantile(&values, 0.025),
+        hi: quantile(&values, 0.975),
+        n,
+    }
+}
+
+/// The bootstrap interval of the mean of `values` (per-image rates, per-image differences).
+pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
+    bootstrap_interval(values.len(), resamples, seed, &mut |idx| {
+        idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len().max(1) as f64
+    })
+}
+
+/// Bootstrap resamples behind every interval over images (enough for stable 2.5% and 97.5%
+/// percentiles; each costs one pass over the values).
+pub const BOOTSTRAP_RESAMPLES: usize = 2_000;
 
 /// A percentile bootstrap 95% interval of `statistic` over `n` items (test images), with
 /// `resamples` resamples drawn from `seed`: `statistic` receives the indices of one
@@ -286,5 +404,46 @@ mod tests {
         assert_eq!(a, b, "same seed, same interval");
         assert!((a.estimate - 0.3).abs() < 1e-12);
         assert!(a.lo < 0.3 && a.hi > 0.3 && a.half_width() > 0.015 && a.half_width() < 0.045);
+    }
+
+    #[test]
+    fn welch_matches_a_hand_computation() {
+        // a: mean 4, variance 1 (n 3); b: mean 0, variance 1 (n 3). se = sqrt(2/3), df = 4,
+        // half width t(4) · se = 2.266.
+        let ci = welch_interval(&[3.0, 4.0, 5.0], &[-1.0, 0.0, 1.0]);
+        assert_eq!(ci.estimate, 4.0);
+        assert!((ci.half_width() - 2.776 * (2.0f64 / 3.0).sqrt()).abs() < 1e-3);
+        assert!(ci.excludes(0.0));
+        let one = welch_interval(&[1.0], &[0.0, 1.0]);
+        assert!(
+            one.lo.is_nan() && !one.excludes(0.0),
+            "one value: no interval"
+        );
+    }
+
+    #[test]
+    fn two_sample_bootstrap_is_seeded_and_brackets_the_difference() {
+        let a: Vec<f64> = (0..200).map(|i| f64::from(i % 10 < 8)).collect();
+        let b: Vec<f64> = (0..1000).map(|i| f64::from(i % 10 < 5)).collect();
+        let ci = bootstrap_difference(&a, &b, 1000, 3);
+        assert_eq!(ci, bootstrap_difference(&a, &b, 1000, 3));
+        assert!((ci.estimate - 0.3).abs() < 1e-12 && ci.excludes(0.0));
+        // se = sqrt(.16/200 + .25/1000) = 0.032: the half width is about 0.063.
+        assert!(ci.half_width() > 0.045 && ci.half_width() < 0.08, "{ci:?}");
+        let m = bootstrap_mean(&[0.0, 0.0, 0.0], 100, 0);
+        assert_eq!((m.lo, m.hi), (0.0, 0.0));
+    }
+
+    #[test]
+    fn unbounded_intervals_round_trip_and_exclude_nothing() {
+        let ci = t_interval(&[0.5]);
+        let text = serde_json::to_string(&ci).unwrap();
+        let back: Interval = serde_json::from_str(&text).unwrap();
+        assert!(back.lo.is_nan() && !back.excludes(100.0));
+        assert!(
+            back.display(3).contains("no interval"),
+            "{}",
+            back.display(3)
+        );
     }
 }

@@ -130,6 +130,50 @@ pub fn hutchinson_trace(
     })
 }
 
+/// Probes [`hutchinson_trace_to`] always takes before its standard error is trusted.
+pub const MIN_PROBES: usize = 4;
+
+/// Hutchinson's estimator with Rademacher probes, run until the standard error of the mean is
+/// at most `rel_se` of its magnitude (after at least [`MIN_PROBES`] probes) or `max_probes`
+/// were used. The estimate says how far it got: compare `std_error` with `rel_se · |trace|`.
+pub fn hutchinson_trace_to(
+    op: &HessianOperator<'_>,
+    max_probes: usize,
+    rel_se: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<TraceEstimate> {
+    if max_probes == 0 {
+        return Err(Error::invalid("max_probes", "must be at least 1"));
+    }
+    let mut samples = Vec::with_capacity(max_probes);
+    for _ in 0..max_probes {
+        let v = rademacher(op.params, rng);
+        samples.push(v.dot(&op.apply(&v)?));
+        let (mean, se) = mean_and_se(&samples);
+        if samples.len() >= MIN_PROBES && se <= rel_se * mean.abs() {
+            break;
+        }
+    }
+    let (trace, std_error) = mean_and_se(&samples);
+    Ok(TraceEstimate {
+        trace,
+        probes: samples.len(),
+        std_error,
+    })
+}
+
+/// Mean and standard error of the mean (NaN for one sample).
+fn mean_and_se(samples: &[f64]) -> (f64, f64) {
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let se = if samples.len() > 1 {
+        (samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        f64::NAN
+    };
+    (mean, se)
+}
+
 /// The tridiagonal matrix of a Lanczos run: diagonal `alpha` (length m) and off-diagonal
 /// `beta` (length m − 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]

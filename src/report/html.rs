@@ -87,11 +87,17 @@ pub fn render(dir: &Path, title: &str, order: &[&str], summarize: Summarize<'_>)
     head(&mut html, title);
     let _ = writeln!(html, "<h1>{}</h1>", esc(title));
     info_line(&mut html, &results[0].envelope);
+    budget_banner(&mut html, &results[0].envelope);
+    let summaries: Vec<Summary> = results
+        .iter()
+        .map(|r| summarize(&r.analysis, &r.envelope["result"]))
+        .collect();
+    overview(&mut html, &results, &summaries);
     let mut used: BTreeSet<PathBuf> = BTreeSet::new();
     let mut figures = 0usize;
     nav(&mut html, &results);
-    for r in &results {
-        figures += section(&mut html, dir, r, summarize, &mut used)?;
+    for (r, summary) in results.iter().zip(&summaries) {
+        figures += section(&mut html, dir, r, summary, &mut used)?;
     }
     figures += extra_figures(&mut html, dir, &used)?;
     let _ = writeln!(
@@ -126,6 +132,9 @@ td,th{border:1px solid #ddd;padding:.3em .6em;text-align:right}th{background:#f5
 td:first-child,th:first-child{text-align:left}figure{margin:1em 0}\
 figure img{max-width:100%;border:1px solid #eee}figcaption{color:#666;font-size:.9em}\
 .finding{background:#f7f9fc;border-left:4px solid #4a78c2;padding:.5em 1em}\
+.banner{background:#fff8e5;border-left:4px solid #d9a400;padding:.5em 1em}\
+.note{color:#555}.supports{color:#17803d}.contradicts{color:#b42318}\
+.inconclusive{color:#777}\
 details pre{max-height:30em;overflow:auto;background:#f8f8f8;padding:1em;font-size:.8em}\
 footer{margin-top:3em;color:#888;font-size:.85em}";
 
@@ -166,14 +175,93 @@ fn nav(html: &mut String, results: &[ResultFile]) {
     html.push_str("</nav>\n");
 }
 
+/// What the run's budget can and cannot conclude, above everything else.
+fn budget_banner(html: &mut String, envelope: &Value) {
+    let budget = envelope["info"]["budget"].as_str().unwrap_or("");
+    let text = match budget {
+        "smoke" => {
+            "Smoke budget: a preview of every analysis in minutes. Its runs are too \
+                    few and too short to carry conclusions: every verdict below is a preview, \
+                    whatever it says."
+        }
+        "cpu" => {
+            "CPU budget: fewer runs, smaller samples and shorter training than the \
+                  paper (docs/analyses.md lists each cut). A verdict is conclusive only where \
+                  its 95% interval excludes no effect; claims about steps or ranges the budget \
+                  does not reach stay inconclusive."
+        }
+        "paper" => {
+            "Paper budget: the paper's protocol. A verdict is conclusive only where its \
+                    95% interval excludes no effect."
+        }
+        _ => "Unknown budget: read each verdict's interval and n.",
+    };
+    let _ = writeln!(html, "<p class=\"banner\">{}</p>", esc(text));
+}
+
+/// The verdict table: one row per analysis.
+fn overview(html: &mut String, results: &[ResultFile], summaries: &[Summary]) {
+    html.push_str(
+        "<h2>Verdicts</h2><table><tr><th>analysis</th><th>finding</th><th>verdict</th>\
+         <th>why</th></tr>",
+    );
+    for (r, s) in results.iter().zip(summaries) {
+        let Some(v) = &s.verdict else { continue };
+        let _ = write!(
+            html,
+            "<tr><td><a href=\"#{0}\">{0}</a></td><td>{1}</td><td class=\"{2}\">{2}</td>\
+             <td>{3}</td></tr>",
+            esc(&r.analysis),
+            esc(&v.finding),
+            v.state,
+            esc(&v.reason)
+        );
+    }
+    html.push_str("</table>\n");
+}
+
+/// One analysis's verdict: the claim, the effect and each set's interval.
+fn verdict_box(html: &mut String, v: &crate::verdict::Verdict) {
+    let _ = writeln!(
+        html,
+        "<div class=\"finding\"><p><b class=\"{0}\">{0}</b>: {1} ({2})</p>\
+         <p><b>Claim.</b> {3}</p><p><b>Effect.</b> {4}</p>",
+        v.state,
+        esc(&v.finding),
+        esc(&v.reason),
+        esc(&v.claim),
+        esc(&v.effect)
+    );
+    let mut t = Table {
+        header: ["set", "verdict", "effect [95% interval] (n)", "reason"]
+            .map(String::from)
+            .to_vec(),
+        rows: Vec::new(),
+    };
+    for s in &v.sets {
+        t.rows.push(vec![
+            if s.reference {
+                format!("{} (reference, not judged)", s.set)
+            } else {
+                s.set.clone()
+            },
+            s.state.to_string(),
+            s.effect
+                .map_or_else(|| "not measured".into(), |e| e.display(3)),
+            s.reason.clone(),
+        ]);
+    }
+    table(html, &t);
+    html.push_str("</div>\n");
+}
+
 fn section(
     html: &mut String,
     dir: &Path,
     r: &ResultFile,
-    summarize: Summarize<'_>,
+    summary: &Summary,
     used: &mut BTreeSet<PathBuf>,
 ) -> Result<usize> {
-    let summary = summarize(&r.analysis, &r.envelope["result"]);
     let _ = writeln!(
         html,
         "<section id=\"{0}\"><h2>{1}</h2><p>{2}</p>",
@@ -181,8 +269,11 @@ fn section(
         esc(&summary.title),
         esc(&summary.question)
     );
+    if let Some(v) = &summary.verdict {
+        verdict_box(html, v);
+    }
     if let Some(f) = &summary.finding {
-        let _ = writeln!(html, "<p class=\"finding\">{}</p>", esc(f));
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", esc(f));
     }
     for t in &summary.tables {
         table(html, t);

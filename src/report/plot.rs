@@ -60,6 +60,10 @@ pub struct LineChart {
     pub log_x: bool,
     /// Draw a marker at every point (for short curves such as k = 0, 2, 10, 50, 250).
     pub markers: bool,
+    /// Logarithmic y axis (densities whose tails matter; non-positive points are dropped).
+    pub log_y: bool,
+    /// The x values are integers (training steps): tick labels only at whole numbers.
+    pub integer_x: bool,
 }
 
 /// A matrix of values with row and column labels, each cell annotated with its value.
@@ -189,103 +193,126 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Width of the legend panel to the right of a line chart: the legend never covers data.
+const LEGEND_WIDTH: u32 = 250;
+
 fn draw_lines(root: &Root<'_>, chart: &LineChart) -> DrawResult {
     root.fill(&WHITE)?;
-    let keep = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!chart.log_x || x > 0.0);
-    let xs = || {
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().filter(|p| keep(p)).map(|p| p.0))
+    let (w, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(w.saturating_sub(LEGEND_WIDTH));
+    let keep = |&(x, y): &(f64, f64)| {
+        x.is_finite() && y.is_finite() && (!chart.log_x || x > 0.0) && (!chart.log_y || y > 0.0)
     };
-    let ys = chart
+    let points: Vec<Vec<(f64, f64)>> = chart
         .series
         .iter()
-        .flat_map(|s| s.points.iter().filter(|p| keep(p)).map(|p| p.1));
-    let (y0, y1) = padded_range(ys);
-    let mut builder = ChartBuilder::on(root);
+        .map(|s| s.points.iter().copied().filter(|p| keep(p)).collect())
+        .collect();
+    let all = || points.iter().flatten();
+    let log_range = |values: Vec<f64>, default: (f64, f64)| {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() {
+            (lo / 1.3, hi * 1.3)
+        } else {
+            default
+        }
+    };
+    let (x0, x1) = if chart.log_x {
+        log_range(all().map(|p| p.0).collect(), (1.0, 10.0))
+    } else {
+        padded_range(all().map(|p| p.0))
+    };
+    let (y0, y1) = if chart.log_y {
+        log_range(all().map(|p| p.1).collect(), (1e-3, 1.0))
+    } else {
+        padded_range(all().map(|p| p.1))
+    };
+    let mut builder = ChartBuilder::on(&plot);
     builder
-        .caption(&chart.title, ("sans-serif", 26))
+        .caption(&chart.title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(52)
         .y_label_area_size(72);
-    if chart.log_x {
-        let lo = xs().fold(f64::INFINITY, f64::min);
-        let hi = xs().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() {
-            (lo / 1.3, hi * 1.3)
+    let integer = chart.integer_x;
+    let x_fmt = move |v: &f64| {
+        if integer {
+            if (v - v.round()).abs() < 1e-6 {
+                format!("{}", v.round() as i64)
+            } else {
+                String::new()
+            }
         } else {
-            (1.0, 10.0)
+            short_number(*v)
+        }
+    };
+    macro_rules! draw_on {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx;
+            ctx.configure_mesh()
+                .x_label_formatter(&x_fmt)
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .label_style(("sans-serif", 16))
+                .draw()?;
+            for (i, pts) in points.iter().enumerate() {
+                draw_series_on(&mut ctx, i, pts.clone(), chart.markers)?;
+            }
+        }};
+    }
+    match (chart.log_x, chart.log_y) {
+        (false, false) => draw_on!(builder.build_cartesian_2d(x0..x1, y0..y1)?),
+        (true, false) => draw_on!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?),
+        (false, true) => draw_on!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?),
+        (true, true) => {
+            draw_on!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?)
+        }
+    }
+    draw_legend(&legend, chart)
+}
+
+/// The legend in its own panel: one coloured line and name per series, long names cut.
+fn draw_legend(area: &Root<'_>, chart: &LineChart) -> DrawResult {
+    let top = 70;
+    for (i, s) in chart.series.iter().enumerate() {
+        let y = top + 26 * i as i32;
+        let color = series_color(i);
+        area.draw(&PathElement::new(
+            vec![(8, y), (34, y)],
+            color.stroke_width(3),
+        ))?;
+        if chart.markers {
+            area.draw(&Circle::new((21, y), 4, color.filled()))?;
+        }
+        let name: String = if s.name.chars().count() > 28 {
+            s.name
+                .chars()
+                .take(27)
+                .chain(std::iter::once('…'))
+                .collect()
+        } else {
+            s.name.clone()
         };
-        let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), y0..y1)?;
-        ctx.configure_mesh()
-            .x_label_formatter(&|v| short_number(*v))
-            .x_desc(&chart.x_label)
-            .y_desc(&chart.y_label)
-            .label_style(("sans-serif", 16))
-            .draw()?;
-        for (i, s) in chart.series.iter().enumerate() {
-            let pts: Vec<_> = s.points.iter().copied().filter(|p| keep(p)).collect();
-            draw_series_on(&mut ctx, i, &s.name, pts, chart.markers)?;
-        }
-        finish_legend(&mut ctx)?;
-    } else {
-        let (x0, x1) = padded_range(xs());
-        let mut ctx = builder.build_cartesian_2d(x0..x1, y0..y1)?;
-        ctx.configure_mesh()
-            .x_desc(&chart.x_label)
-            .y_desc(&chart.y_label)
-            .label_style(("sans-serif", 16))
-            .draw()?;
-        for (i, s) in chart.series.iter().enumerate() {
-            let pts: Vec<_> = s.points.iter().copied().filter(|p| keep(p)).collect();
-            draw_series_on(&mut ctx, i, &s.name, pts, chart.markers)?;
-        }
-        finish_legend(&mut ctx)?;
+        area.draw(&Text::new(name, (42, y - 9), ("sans-serif", 16)))?;
     }
     Ok(())
 }
 
-fn draw_series_on<'a, X>(
-    ctx: &mut ChartContext<
-        'a,
-        BitMapBackend<'a>,
-        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
-    >,
+fn draw_series_on<'a, X, Y>(
+    ctx: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
     i: usize,
-    name: &str,
     pts: Vec<(f64, f64)>,
     markers: bool,
 ) -> DrawResult
 where
     X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
 {
     let color = series_color(i);
-    ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
     if markers {
         ctx.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
     }
-    Ok(())
-}
-
-fn finish_legend<'a, X>(
-    ctx: &mut ChartContext<
-        'a,
-        BitMapBackend<'a>,
-        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
-    >,
-) -> DrawResult
-where
-    X: Ranged<ValueType = f64>,
-{
-    ctx.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 16))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
     Ok(())
 }
 
@@ -457,4 +484,73 @@ fn draw_bars(root: &Root<'_>, chart: &BarChart) -> DrawResult {
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
     Ok(())
+}
+
+/// Text around a picture (an image grid): a title, labels left of given pixel rows and above
+/// given pixel columns of the picture.
+#[derive(Debug, Clone, Default)]
+pub struct PictureLabels {
+    /// Title above everything.
+    pub title: String,
+    /// `(y, text)`: text centred on picture row `y`, left of the picture.
+    pub rows: Vec<(usize, String)>,
+    /// `(x, text)`: text starting at picture column `x`, above the picture.
+    pub cols: Vec<(usize, String)>,
+}
+
+/// Width of the row-label margin and height of the title and column-label band, in pixels.
+const LABEL_MARGIN: (u32, u32) = (130, 56);
+
+/// The PNG of `pic` (grey or RGB) on a white canvas with `labels` drawn around it.
+pub fn labelled_png(pic: &super::grid::Picture, labels: &PictureLabels) -> Result<Vec<u8>> {
+    if !*FONT_REGISTERED {
+        return Err(Error::invalid(
+            "font",
+            "the bundled DejaVu Sans could not be loaded",
+        ));
+    }
+    let (ph, pw, c) = pic.dim();
+    let (left, top) = LABEL_MARGIN;
+    let title_w = 9 * labels.title.chars().count() as u32 + 16;
+    let (w, h) = ((pw as u32 + left + 8).max(title_w), ph as u32 + top + 8);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    for y in 0..ph {
+        for x in 0..pw {
+            let at = (((y as u32 + top) * w + x as u32 + left) * 3) as usize;
+            for k in 0..3 {
+                buf[at + k] = pic[[y, x, if c == 1 { 0 } else { k }]];
+            }
+        }
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let draw = || -> DrawResult {
+            root.draw(&Text::new(
+                labels.title.clone(),
+                (8, 6),
+                ("sans-serif", 18).into_font().style(FontStyle::Bold),
+            ))?;
+            for (y, text) in &labels.rows {
+                root.draw(&Text::new(
+                    text.clone(),
+                    (6, (*y as u32 + top) as i32 - 8),
+                    ("sans-serif", 14),
+                ))?;
+            }
+            for (x, text) in &labels.cols {
+                root.draw(&Text::new(
+                    text.clone(),
+                    ((*x as u32 + left) as i32, top as i32 - 20),
+                    ("sans-serif", 14),
+                ))?;
+            }
+            Ok(())
+        };
+        draw().map_err(|e| Error::invalid("figure", format!("labels: {e}")))?;
+        root.present()
+            .map_err(|e| Error::invalid("figure", format!("labels: {e}")))?;
+    }
+    let out = Array3::from_shape_vec((h as usize, w as usize, 3), buf)
+        .map_err(|e| Error::invalid("figure", e.to_string()))?;
+    encode_png(&out)
 }

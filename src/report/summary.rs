@@ -19,10 +19,12 @@ pub struct Summary {
     pub title: String,
     /// The question the analysis answers (and the paper's finding).
     pub question: String,
-    /// The verdict on the paper's finding from these numbers, when they decide it.
+    /// A note on the numbers (what they are, what was skipped); the verdict is separate.
     pub finding: Option<String>,
     /// Key numbers.
     pub tables: Vec<Table>,
+    /// The verdict on the paper's claim (filled in by the analysis layer).
+    pub verdict: Option<crate::verdict::Verdict>,
 }
 
 /// `x` with `digits` decimals, or "–" when not finite.

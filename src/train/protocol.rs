@@ -28,6 +28,9 @@ pub struct EvalSummary {
     pub mean: f64,
     /// Sample standard deviation (0 for a single run).
     pub std: f64,
+    /// The mean with its 95% Student-t interval over the runs (no interval for one run).
+    #[serde(default = "stats::Interval::unknown")]
+    pub interval: stats::Interval,
 }
 
 impl EvalSummary {
@@ -46,6 +49,7 @@ impl EvalSummary {
                 stats::mean(&accuracies)
             },
             std: stats::sample_std(&accuracies),
+            interval: stats::t_interval(&accuracies),
             accuracies,
         }
     }

@@ -44,6 +44,7 @@ fn traces_at_configured_steps_match_the_dense_hessian_at_init() {
     c.batch = 64;
     c.max_probes = 300;
     c.tol = 1e-12;
+    c.target_rel_se = 0.0;
     let real = RealData {
         train: &train,
         test: &test,

@@ -5,8 +5,8 @@
 use crate::common;
 
 use ddlens::analysis::hessian::{
-    conjugate_gradient, hutchinson_trace, lanczos, rademacher, spectral_density, top_eigenvalues,
-    HessianOperator,
+    conjugate_gradient, hutchinson_trace, hutchinson_trace_to, lanczos, rademacher,
+    spectral_density, top_eigenvalues, HessianOperator, MIN_PROBES,
 };
 use ddlens::{Bundle, Params};
 use nalgebra::{DMatrix, DVector};
@@ -72,6 +72,16 @@ fn hutchinson_lanczos_slq_and_cg_match_the_dense_hessian() {
     // The paper's stopping rule stops long before 100 probes at tol 1e-3... or at the cap.
     let quick = hutchinson_trace(&op, 100, 1e-3, &mut r).unwrap();
     assert!(quick.probes >= 2 && quick.probes <= 100);
+    // The standard-error rule stops as soon as the target is met, and not before. (This
+    // Hessian's probes spread about 20 times its trace, so a 100% target takes ~500.)
+    let to = hutchinson_trace_to(&op, 5000, 1.0, &mut r).unwrap();
+    assert!(to.probes >= MIN_PROBES && to.probes < 5000, "{to:?}");
+    assert!(to.std_error <= to.trace.abs(), "{to:?}");
+    let capped = hutchinson_trace_to(&op, MIN_PROBES, 1e-9, &mut r).unwrap();
+    assert_eq!(
+        capped.probes, MIN_PROBES,
+        "an unreachable target stops at the cap"
+    );
 
     // Lanczos with as many steps as dimensions recovers the top of the spectrum.
     let top = top_eigenvalues(&op, 3, 60, &mut r).unwrap();

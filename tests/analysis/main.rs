@@ -16,3 +16,4 @@ mod report_html;
 mod report_plot;
 mod rot;
 mod sensitivity;
+mod verdicts;

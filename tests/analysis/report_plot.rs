@@ -43,6 +43,8 @@ fn line_chart_draws_curves_and_text() {
         ],
         log_x: true,
         markers: true,
+        log_y: false,
+        integer_x: false,
     };
     write_line_chart(&path, &chart).unwrap();
     let (w, h, ink, colours) = inspect(&path);

@@ -813,6 +813,20 @@ fn the_generic_entry_runs_any_listed_analysis_like_its_named_entry() {
         by_name, named,
         "ddl_analyze(\"pixels\") is ddl_analyze_pixels"
     );
+    // The verdict comes back with the result: a state, the claim, and one entry per set.
+    let result: serde_json::Value = serde_json::from_str(by_name.as_deref().unwrap()).unwrap();
+    let verdict = &result["verdict"];
+    assert!(
+        ["supports", "contradicts", "inconclusive"]
+            .contains(&verdict["state"].as_str().unwrap_or("")),
+        "{verdict}"
+    );
+    assert!(verdict["claim"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(
+        verdict["sets"].as_array().map(Vec::len),
+        Some(sets.len()),
+        "{verdict}"
+    );
 
     let unknown = cstr("pixel");
     let (status, out) = generic(unknown.as_ptr());

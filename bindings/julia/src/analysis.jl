@@ -101,7 +101,10 @@ Runs the analysis `name` (one of [`analysis_names`](@ref), e.g. `"mixing"`) thro
   the PNG figures as `ddlens analyze <name>` writes them;
 * `progress(step, total)`: returning `false` cancels (`DDL_STATUS_CANCELLED`).
 
-Returns the result as a JSON string.
+Returns the result as a JSON string. Its `"verdict"` says what it means for the paper's
+claim: `"state"` (`"supports"`, `"contradicts"` or `"inconclusive"`), `"claim"`, `"effect"`,
+`"reason"`, and per set its effect with a 95% interval (`{"estimate", "lo", "hi", "n"}`;
+docs/analyses.md, "Verdicts").
 """
 function analyze(name::AbstractString, b::Bundle, train_set::Dataset, test_set::Dataset,
                  sets::AbstractVector = DistilledSet[]; kwargs...)

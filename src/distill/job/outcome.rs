@@ -116,6 +116,8 @@ impl Outcome {
             &labels,
             self.syn.num_classes,
             &normalizer,
+            &format!("{stem}: distilled images, one row per class"),
+            crate::data::DatasetName::class_names_of(&self.dataset),
         )?;
         let text = serde_json::to_string_pretty(&self.log_json(&files))
             .map_err(|e| Error::Internal(format!("distillation log: {e}")))?;

@@ -9,7 +9,7 @@ use crate::bar::Bar;
 use clap::Args;
 use ddlens::analysis::agreement::Agreement;
 use ddlens::analysis::recognition::Recognition;
-use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
+use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, Verdict};
 use ddlens::{Error, Result};
 
 use crate::args::{open_model_and_data, read_set, DataArgs};
@@ -170,18 +170,7 @@ fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
     let (json, saved) = (entry.run)(&bundle, real, &sets, &request, &mut progress)?;
     bar.finish();
     let saved = saved.expect("an output folder was given");
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("JSON value prints")
-        );
-    } else {
-        eprintln!("wrote {}", saved.json.display());
-        for f in &saved.figures {
-            eprintln!("wrote {}", f.display());
-        }
-    }
-    Ok(())
+    report(&json, &saved, args.json)
 }
 
 // ---- recognition and agreement: their extra options ----
@@ -246,20 +235,50 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
         budget: common.budget,
         seed: common.seed,
     };
-    let figures = Agreement::figures(&output)?;
-    let saved = analysis::save(&common.out, Agreement::NAME, &info, &output, &figures)?;
-    if common.json {
-        let json = serde_json::to_value(&output)
-            .map_err(|e| Error::invalid("result", format!("cannot serialise: {e}")))?;
+    let (json, saved) = analysis::save_result::<Agreement>(&common.out, &info, &output)?;
+    report(&json, &saved, common.json)
+}
+
+/// Prints the result (`--json`) or the files written and the verdict.
+fn report(json: &serde_json::Value, saved: &analysis::SavedFiles, as_json: bool) -> Result<()> {
+    if as_json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json).expect("JSON value prints")
+            serde_json::to_string_pretty(json).expect("JSON value prints")
         );
-    } else {
-        eprintln!("wrote {}", saved.json.display());
-        for f in &saved.figures {
-            eprintln!("wrote {}", f.display());
-        }
+        return Ok(());
+    }
+    eprintln!("wrote {}", saved.json.display());
+    for f in &saved.figures {
+        eprintln!("wrote {}", f.display());
+    }
+    if let Some(v) = json.get("verdict") {
+        let verdict: Verdict = serde_json::from_value(v.clone())
+            .map_err(|e| Error::Internal(format!("the verdict does not read back: {e}")))?;
+        eprintln!("{}", describe(&verdict));
     }
     Ok(())
+}
+
+/// The verdict in a few lines: the state and finding, the claim, and each set's effect.
+pub(crate) fn describe(v: &Verdict) -> String {
+    let mut out = format!(
+        "verdict: {} — {}\n  claim: {}\n  effect: {}",
+        v.state.to_string().to_uppercase(),
+        v.finding,
+        v.claim,
+        v.effect
+    );
+    for s in &v.sets {
+        let effect = s
+            .effect
+            .map_or_else(|| "not measured".into(), |e| e.display(3));
+        let tag = if s.reference { " (reference)" } else { "" };
+        out.push_str(&format!(
+            "\n  {}{tag}: {} {effect} — {}",
+            s.set, s.state, s.reason
+        ));
+    }
+    out.push_str(&format!("\n  => {}", v.reason));
+    out
 }

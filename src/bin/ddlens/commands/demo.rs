@@ -1,36 +1,45 @@
 //! `ddlens demo`: the main job end to end on the embedded default (Fashion-MNIST, ConvNet-3).
-//! Distils a DM set (IPC 10, small budget) next to a random real set of the same size, runs
-//! every analysis at small scale on both, and writes the HTML report. Every stage keeps its
-//! output: rerunning the command resumes the distillation from its checkpoint and skips the
-//! analyses whose results already exist (`--fresh` starts over).
+//! Takes distilled sets from the zoo (really distilled: zoo/README.md says how each was
+//! made), draws an independent random real set of each size as a reference, runs every
+//! analysis of the paper on them as one suite ([`ddlens::analysis::suite`]), prints the
+//! verdict table and writes the HTML report. `--live-iterations N` also distils a DM set live,
+//! to show how. Rerunning resumes: finished analyses whose inputs did not change are kept
+//! (`--fresh` starts over).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::bar::Bar;
 use clap::Args;
-use ddlens::analysis::curvature::Curvature;
-use ddlens::analysis::influence::Influence;
-use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo};
-use ddlens::data::{DistilledMeta, Normalizer, Splits};
+use ddlens::analysis::suite::{self, Suite, SuiteSets};
+use ddlens::analysis::{Budget, NamedSet, RealData, RunInfo};
+use ddlens::data::{resolve_set, DistilledMeta, Normalizer, Splits, ZOO_PREFIX};
 use ddlens::distill::{self, DistillJob, MethodKind};
 use ddlens::{Bundle, Error, Result};
 
-use crate::args::{open_model_and_data, DataArgs};
+use crate::args::{open_model_and_data, read_set, DataArgs};
+
+/// The zoo sets the demo analyses by default: IPC 1 and IPC 10 from several methods.
+const DEMO_SETS: &str = "bptt-ipc1,dc-ipc1,dm-ipc10,mtt-ipc10";
 
 /// Options of `ddlens demo`.
 #[derive(Args)]
 pub(crate) struct DemoArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// DM iterations (its full budget is 20,000; a few dozen already beat random real images).
-    #[arg(long, default_value_t = 20)]
-    pub iterations: usize,
-    /// Images per class of the distilled and the random set.
+    /// Zoo sets to analyse, comma-separated; those not in the zoo yet are skipped with a note.
+    #[arg(long, value_delimiter = ',', default_value = DEMO_SETS)]
+    pub sets: Vec<String>,
+    /// Also distil a DM set live for this many iterations and analyse it (0: none). A few
+    /// dozen iterations show how; the zoo's sets are the ones that carry conclusions.
+    #[arg(long, default_value_t = 0)]
+    pub live_iterations: usize,
+    /// Images per class of the live set.
     #[arg(long, default_value_t = 10)]
     pub ipc: usize,
-    /// Analysis budget: smoke (default, minutes in all), cpu (about an hour) or paper.
-    #[arg(long, default_value = "smoke", value_parser = parse_budget)]
+    /// Analysis budget: cpu (default: conclusive verdicts in about 30 minutes on 2 cores),
+    /// smoke (a 5-minute preview whose verdicts are previews) or paper.
+    #[arg(long, default_value = "cpu", value_parser = parse_budget)]
     pub budget: Budget,
     /// Seed of everything.
     #[arg(long, default_value_t = 0)]
@@ -47,221 +56,250 @@ fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-/// Settings that fit the demo's 15 minutes on 2 cores with the smoke budget on ConvNet-3
-/// (measured; see README). Larger budgets use the analyses' own defaults.
-fn demo_overrides(analysis: &str, budget: Budget) -> Option<&'static str> {
-    if budget != Budget::Smoke {
-        return None;
+/// The demo's settings over each budget's defaults: what fits its time on 2 cores (measured;
+/// docs/analyses.md, "demo"). `None`: the budget's defaults. Recognition keeps the real-trained
+/// models it trains in `models_dir`, and influence takes its feature model from there instead
+/// of training another (each is 100 P_real steps of ConvNet-3, minutes on a CPU).
+fn demo_overrides(
+    analysis: &str,
+    budget: Budget,
+    models_dir: &Path,
+    model: &str,
+) -> Option<String> {
+    let dir = serde_json::Value::String(models_dir.display().to_string());
+    let feature = serde_json::Value::String(
+        models_dir
+            .join(format!("{model}.safetensors"))
+            .display()
+            .to_string(),
+    );
+    match (budget, analysis) {
+        (Budget::Cpu | Budget::Paper, "recognition") => {
+            return Some(format!(r#"{{"params_out": {dir}}}"#))
+        }
+        (Budget::Cpu | Budget::Paper, "influence") => {
+            return Some(format!(r#"{{"feature_params": {feature}}}"#))
+        }
+        _ => {}
     }
-    match analysis {
-        n if n == Curvature::NAME => Some(
+    let fixed = match (budget, analysis) {
+        (Budget::Smoke, "curvature") => Some(
             r#"{"steps": [0, 10, 25], "spectrum_steps": [25], "train_images": 256, "batch": 256}"#,
         ),
-        n if n == Influence::NAME => Some(
+        (Budget::Smoke, "influence") => Some(
             r#"{"steps": 30, "images": 4, "loo_images": 2, "shift_lanczos_iters": 8, "test_images": 300, "feature_steps": 30}"#,
         ),
+        // Full-batch steps cost in proportion to the set plus its extras: k = 10 alone was
+        // 70% of mixing's 19 minutes for one IPC-1 set (5 runs, 1 shared thread). Paired runs
+        // vary by about a point, so 3 runs already give an interval.
+        (Budget::Cpu, "mixing") => Some(r#"{"ks": [0, 2, 5], "runs": 3}"#),
+        // The paper's window (60-100) and a smaller real sample in half-size Hessian batches:
+        // the cpu default (512 images, 7 steps) alone takes longer than the whole demo, and
+        // batch 256 Hessian-vector products hold about 2.5 GB.
+        (Budget::Cpu, "curvature") => Some(
+            r#"{"steps": [0, 40, 60, 80, 100], "spectrum_steps": [100], "train_images": 256, "batch": 128, "max_probes": 24}"#,
+        ),
         _ => None,
-    }
-}
-
-struct Stages {
-    total: usize,
-    done: usize,
-    start: Instant,
-}
-
-impl Stages {
-    fn begin(&mut self, what: &str) -> Instant {
-        self.done += 1;
-        eprintln!(
-            "[demo {}/{} at {:>4.0} s] {what}",
-            self.done,
-            self.total,
-            self.start.elapsed().as_secs_f64()
-        );
-        Instant::now()
-    }
+    };
+    fixed.map(String::from)
 }
 
 /// Runs the demo.
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
+    let start = Instant::now();
     let sets_dir = args.out.join("sets");
     let analysis_dir = args.out.join("analysis");
     for d in [&sets_dir, &analysis_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    let mut stages = Stages {
-        total: 3 + analysis::ANALYSES.len(),
-        done: 0,
-        start: Instant::now(),
-    };
-    stages.begin(&format!(
-        "loading {} and {}",
+    eprintln!(
+        "[demo] loading {} and {}",
         args.data.dataset, args.data.model
-    ));
+    );
     let (bundle, splits) = open_model_and_data(&args.data)?;
-
-    let t = stages.begin(&format!(
-        "distilling DM, {} images per class, {} iterations (plus a random real set of the same size)",
-        args.ipc, args.iterations
-    ));
-    let sets = distill_sets(&args, &bundle, &splits, &sets_dir, &analysis_dir)?;
-    eprintln!("      done in {:.0} s", t.elapsed().as_secs_f64());
-
+    let mut judged = zoo_sets(&args)?;
+    if args.live_iterations > 0 {
+        judged.push(live_set(&args, &bundle, &splits, &sets_dir)?);
+    }
+    if judged.is_empty() {
+        return Err(Error::invalid(
+            "sets",
+            format!(
+                "none of {} is in the zoo (zoo/README.md: `scripts/zoo run` makes them); \
+                 give --sets or --live-iterations",
+                args.sets.join(", ")
+            ),
+        ));
+    }
+    let references = random_references(&args, &judged, &splits)?;
+    for s in judged.iter().chain(&references) {
+        write_grid(&analysis_dir, s, &args)?;
+    }
     let info = RunInfo {
         model: bundle.name().to_string(),
         dataset: args.data.dataset.to_string(),
         budget: args.budget,
         seed: args.seed,
     };
+    let mut suite = Suite::all(info, &analysis_dir);
+    suite.fresh = args.fresh;
+    let models_dir = analysis_dir.join("real-models");
+    for item in suite.items.iter_mut() {
+        item.options = demo_overrides(item.entry.name, args.budget, &models_dir, bundle.name());
+    }
+    let names: Vec<&str> = judged.iter().map(|s| s.name.as_str()).collect();
+    let refs: Vec<&str> = references.iter().map(|s| s.name.as_str()).collect();
+    eprintln!(
+        "[demo] analysing {} beside the random real references {} (budget {})",
+        names.join(", "),
+        refs.join(", "),
+        args.budget
+    );
     let real = RealData {
         train: &splits.train,
         test: &splits.test,
     };
-    let ctx = Ctx {
-        bundle: &bundle,
-        real,
-        sets: &sets,
-        info: &info,
-        dir: &analysis_dir,
-        fresh: args.fresh,
+    let sets = SuiteSets { judged, references };
+    let total = suite.items.len();
+    let mut started = |k: usize, name: &str| {
+        eprintln!(
+            "[demo {}/{total} at {:>4.0} s] {name}",
+            k + 1,
+            start.elapsed().as_secs_f64()
+        );
     };
-    for entry in &analysis::ANALYSES {
-        let t = stages.begin(&format!("analysis: {}", entry.name));
-        run_one(entry, &ctx)?;
-        eprintln!("      done in {:.0} s", t.elapsed().as_secs_f64());
-    }
-
-    stages.begin("writing the report");
+    let bar = Bar::new("analysis", 1);
+    let outcomes = suite.run(&bundle, real, &sets, &mut started, &mut &bar)?;
+    bar.finish();
     let report = args.out.join("report.html");
     ddlens::analysis::write_report(
         &analysis_dir,
         &report,
         "What has the distilled data learned? (ddlens demo)",
     )?;
-    eprintln!(
-        "demo finished in {:.0} s",
-        stages.start.elapsed().as_secs_f64()
+    let conclusive = outcomes
+        .iter()
+        .filter(|o| o.verdict.state.is_conclusive())
+        .count();
+    println!("{}", suite::verdict_table(&outcomes));
+    println!(
+        "{conclusive} of {} verdicts conclusive (budget {}{}); demo finished in {:.0} s",
+        outcomes.len(),
+        args.budget,
+        if args.budget == Budget::Smoke {
+            ": a preview, not conclusions"
+        } else {
+            ""
+        },
+        start.elapsed().as_secs_f64()
     );
     println!("report: {}", report.display());
     Ok(())
 }
 
-struct Ctx<'a> {
-    bundle: &'a Bundle,
-    real: RealData<'a>,
-    sets: &'a [NamedSet],
-    info: &'a RunInfo,
-    dir: &'a Path,
-    fresh: bool,
+/// The zoo sets of `--sets` that exist (a note for each that does not).
+fn zoo_sets(args: &DemoArgs) -> Result<Vec<NamedSet>> {
+    let mut out = Vec::new();
+    for name in &args.sets {
+        match resolve_set(Path::new(&format!("{ZOO_PREFIX}{name}"))) {
+            Ok(file) => {
+                let set = read_set(&file, &args.data)?;
+                out.push(NamedSet::from_distilled(name.clone(), set));
+            }
+            Err(_) => eprintln!(
+                "[demo] {name} is not in the zoo yet (`scripts/zoo run` distils it); skipped"
+            ),
+        }
+    }
+    Ok(out)
 }
 
-/// Analyses that build their own random real baseline get the distilled set alone; every
-/// other analysis compares it with the random real set.
-fn sets_for<'a>(entry: &analysis::Entry, sets: &'a [NamedSet]) -> &'a [NamedSet] {
-    if entry.own_baseline {
-        &sets[..1]
+/// One independent random real draw per set size among `judged` (`random-ipc<n>`): the
+/// reference beside which the analyses without their own baseline show the sets.
+fn random_references(
+    args: &DemoArgs,
+    judged: &[NamedSet],
+    splits: &Splits,
+) -> Result<Vec<NamedSet>> {
+    let mut ipcs: Vec<usize> = judged
+        .iter()
+        .map(|s| s.data.class_counts().into_iter().max().unwrap_or(0))
+        .collect();
+    ipcs.sort_unstable();
+    ipcs.dedup();
+    let seed = args.seed.wrapping_add(RANDOM_BASELINE_STREAM);
+    ipcs.into_iter()
+        .map(|ipc| {
+            let syn = distill::random_set(&splits.train, ipc, seed)?;
+            let set = syn.to_distilled(meta(args, "random", ipc, seed))?;
+            Ok(NamedSet::from_distilled(format!("random-ipc{ipc}"), set))
+        })
+        .collect()
+}
+
+fn meta(args: &DemoArgs, method: &str, ipc: usize, seed: u64) -> DistilledMeta {
+    DistilledMeta {
+        method: method.to_string(),
+        ipc,
+        dataset: args.data.dataset.as_str().to_string(),
+        model: args.data.model.clone(),
+        seed: Some(seed),
+        extra: Default::default(),
+    }
+}
+
+/// The image grid of a set next to the analyses, for the report.
+fn write_grid(dir: &Path, s: &NamedSet, args: &DemoArgs) -> Result<()> {
+    let normalizer = Normalizer::for_dataset(args.data.dataset.as_str())
+        .unwrap_or_else(|| Normalizer::identity(s.data.input_shape()[0]));
+    let labels = s.data.labels().to_vec();
+    let what = if s.name.starts_with("random") {
+        "random real images (reference)"
     } else {
-        sets
-    }
-}
-
-fn run_one(entry: &analysis::Entry, ctx: &Ctx<'_>) -> Result<()> {
-    let json = ctx.dir.join(format!("{}.json", entry.name));
-    if !ctx.fresh && same_run(&json, ctx.info) {
-        eprintln!("      kept {} (use --fresh to recompute)", json.display());
-        return Ok(());
-    }
-    let request = analysis::Request {
-        info: ctx.info,
-        options: demo_overrides(entry.name, ctx.info.budget),
-        out_dir: Some(ctx.dir),
+        "distilled images"
     };
-    let bar = Bar::new(entry.name, 1);
-    let mut progress = &bar;
-    (entry.run)(
-        ctx.bundle,
-        ctx.real,
-        sets_for(entry, ctx.sets),
-        &request,
-        &mut progress,
+    ddlens::report::write_grid_png(
+        &dir.join(format!("set-{}.png", s.name)),
+        s.data.images().view(),
+        &labels,
+        s.data.num_classes(),
+        &normalizer,
+        &format!("{}: {what}, one row per class", s.name),
+        Some(args.data.dataset.class_names()),
     )?;
-    bar.finish();
     Ok(())
-}
-
-/// Whether `json` holds a result made with the same model, dataset, budget and seed.
-fn same_run(json: &Path, info: &RunInfo) -> bool {
-    let Ok(text) = std::fs::read_to_string(json) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
-    serde_json::to_value(info).is_ok_and(|i| v["info"] == i)
 }
 
 /// Offset of the random baseline's seed from the run's seed.
 const RANDOM_BASELINE_STREAM: u64 = 0x5EED_BA5E;
 
-/// The DM set (resumed from its checkpoint when one matches) and the random baseline, written
-/// to `sets_dir`, with their pictures copied next to the analyses for the report.
-fn distill_sets(
+/// A DM set distilled live for `--live-iterations` (resumed from its checkpoint when one
+/// matches), written to `sets_dir`.
+fn live_set(
     args: &DemoArgs,
     bundle: &Bundle,
     splits: &Splits,
     sets_dir: &Path,
-    analysis_dir: &Path,
-) -> Result<Vec<NamedSet>> {
-    let stem = format!("dm-ipc{}", args.ipc);
+) -> Result<NamedSet> {
+    let stem = format!("dm-live-ipc{}", args.ipc);
     let ckpt = sets_dir.join(format!("{stem}.ckpt"));
     if args.fresh {
         let _ = std::fs::remove_file(&ckpt);
     }
     let mut job = DistillJob::new(MethodKind::Dm, args.ipc)?;
-    job.iterations = Some(args.iterations);
+    job.iterations = Some(args.live_iterations);
     job.seed = args.seed;
     job.checkpoint = Some(ckpt.clone());
     job.checkpoint_every = 10;
     job.resume = ckpt.exists();
-    let bar = Bar::new("dm", args.iterations as u64);
+    eprintln!("[demo] distilling live: {}", job.describe());
+    let bar = Bar::new("dm", args.live_iterations as u64);
     let syn = job.run(bundle, &splits.train, &mut &bar)?.syn;
     bar.finish();
-    // The baseline is a draw of its own: with the run's seed it would be exactly DM's starting
-    // images (both draw class-balanced with that seed), and the two grids would look alike.
-    let random_seed = args.seed.wrapping_add(RANDOM_BASELINE_STREAM);
-    let random = distill::random_set(&splits.train, args.ipc, random_seed)?;
-    let mut out = Vec::new();
-    for (name, method, s, seed) in [
-        (stem.clone(), "dm", syn, args.seed),
-        (
-            format!("random-ipc{}", args.ipc),
-            "random",
-            random,
-            random_seed,
-        ),
-    ] {
-        let meta = DistilledMeta {
-            method: method.to_string(),
-            ipc: args.ipc,
-            dataset: args.data.dataset.as_str().to_string(),
-            model: bundle.name().to_string(),
-            seed: Some(seed),
-            extra: Default::default(),
-        };
-        let set = s.to_distilled(meta)?;
-        set.write(&sets_dir.join(format!("{name}.safetensors")))?;
-        let normalizer = Normalizer::for_dataset(args.data.dataset.as_str())
-            .unwrap_or_else(|| Normalizer::identity(set.data.input_shape()[0]));
-        let labels = set.data.labels().to_vec();
-        ddlens::report::write_grid_png(
-            &analysis_dir.join(format!("set-{name}.png")),
-            set.data.images().view(),
-            &labels,
-            set.data.num_classes(),
-            &normalizer,
-        )?;
-        out.push(NamedSet::from_distilled(name, set));
-    }
-    Ok(out)
+    let set = syn.to_distilled(DistilledMeta {
+        model: bundle.name().to_string(),
+        ..meta(args, "dm", args.ipc, args.seed)
+    })?;
+    set.write(&sets_dir.join(format!("{stem}.safetensors")))?;
+    Ok(NamedSet::from_distilled(stem, set))
 }

@@ -122,13 +122,21 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
                 .as_deref()
                 .map_or_else(|| "no augmentation".to_string(), |s| format!("DSA {s}"))
         );
+        println!("  final-epoch test accuracy: mean ± std over runs [95% interval of the mean]");
         for s in &summaries {
+            let ci = &s.interval;
+            let interval = if ci.lo.is_finite() && ci.hi.is_finite() {
+                format!("[{:.2}, {:.2}]", ci.lo * 100.0, ci.hi * 100.0)
+            } else {
+                "[no interval from one run]".into()
+            };
             println!(
-                "  {:<40} {:>5} images  {:.2} ± {:.2} %",
+                "  {:<40} {:>5} images  {:.2} ± {:.2} %  {interval}  n = {}",
                 s.label,
                 s.train_size,
                 s.mean * 100.0,
-                s.std * 100.0
+                s.std * 100.0,
+                s.accuracies.len()
             );
         }
     }
