@@ -265,6 +265,53 @@ pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
     })
 }
 
+/// The Wilson score 95% interval of a rate `p` observed over `n` independent items. Unlike a
+/// bootstrap it does not collapse at 0 or 1: 10 of 10 images recognised gives [0.72, 1].
+pub fn wilson_interval(p: f64, n: usize) -> Interval {
+    if n == 0 {
+        return Interval {
+            estimate: p,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            n,
+        };
+    }
+    let z = 1.959964f64;
+    let nf = n as f64;
+    let denom = 1.0 + z * z / nf;
+    let centre = (p + z * z / (2.0 * nf)) / denom;
+    let half = z * (p * (1.0 - p) / nf + z * z / (4.0 * nf * nf)).sqrt() / denom;
+    Interval {
+        estimate: p,
+        lo: (centre - half).max(0.0),
+        hi: (centre + half).min(1.0),
+        n,
+    }
+}
+
+/// The 95% interval of a difference of two independent rates `p1 − p2` (over `n1` and `n2`
+/// items) by Newcombe's hybrid score method, from the two Wilson intervals: like them it
+/// stays honest at 0 and 1, where a bootstrap collapses.
+pub fn newcombe_difference(p1: f64, n1: usize, p2: f64, n2: usize) -> Interval {
+    let (a, b) = (wilson_interval(p1, n1), wilson_interval(p2, n2));
+    let d = p1 - p2;
+    Interval {
+        estimate: d,
+        lo: d - ((p1 - a.lo).powi(2) + (b.hi - p2).powi(2)).sqrt(),
+        hi: d + ((a.hi - p1).powi(2) + (p2 - b.lo).powi(2)).sqrt(),
+        n: n1 + n2,
+    }
+}
+
+/// The wider of two intervals around the same estimate (each end the more cautious one).
+pub fn wider(a: Interval, b: Interval) -> Interval {
+    Interval {
+        lo: a.lo.min(b.lo),
+        hi: a.hi.max(b.hi),
+        ..a
+    }
+}
+
 /// Bootstrap resamples behind every interval over images (enough for stable 2.5% and 97.5%
 /// percentiles; each costs one pass over the values).
 pub const BOOTSTRAP_RESAMPLES: usize = 2_000;
@@ -445,5 +492,30 @@ mod tests {
             "{}",
             back.display(3)
         );
+    }
+
+    #[test]
+    fn wilson_does_not_collapse_at_the_boundary() {
+        let all = wilson_interval(1.0, 10);
+        assert!(
+            (all.lo - 0.722).abs() < 1e-3 && (all.hi - 1.0).abs() < 1e-12,
+            "{all:?}"
+        );
+        let half = wilson_interval(0.5, 100);
+        assert!((half.half_width() - 0.096).abs() < 2e-3, "{half:?}");
+        assert!(wilson_interval(0.3, 0).lo.is_nan());
+    }
+
+    #[test]
+    fn newcombe_is_wide_when_a_small_sample_is_all_ones() {
+        // 10 of 10 against 834 of 1000: the 10 images cannot show that they are recognised
+        // more often than the test images.
+        let d = newcombe_difference(1.0, 10, 0.834, 1000);
+        assert!(
+            (d.estimate - 0.166).abs() < 1e-12 && d.lo < 0.0 && d.hi > 0.16,
+            "{d:?}"
+        );
+        // 100 of 100 can.
+        assert!(newcombe_difference(1.0, 100, 0.834, 1000).lo > 0.1);
     }
 }
