@@ -246,9 +246,14 @@ pub fn bootstrap_difference(a: &[f64], b: &[f64], resamples: usize, seed: u64) -
             .sum::<f64>()
             / x.len() as f64
     };
-    let mut values: Vec<f64> = (0..resamples)
+    let values: Vec<f64> = (0..resamples)
         .map(|_| resample_mean(a, &mut rng) - resample_mean(b, &mut rng))
         .collect();
+    percentile_interval(estimate, values, n)
+}
+
+/// The 2.5% and 97.5% percentiles of bootstrap `values` around `estimate`.
+fn percentile_interval(estimate: f64, mut values: Vec<f64>, n: usize) -> Interval {
     values.sort_by(f64::total_cmp);
     Interval {
         estimate,
@@ -337,7 +342,7 @@ pub fn bootstrap_interval(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut idx = vec![0usize; n];
-    let mut values: Vec<f64> = (0..resamples)
+    let values: Vec<f64> = (0..resamples)
         .map(|_| {
             for i in idx.iter_mut() {
                 *i = rng.random_range(0..n);
@@ -346,13 +351,7 @@ pub fn bootstrap_interval(
         })
         .filter(|v| v.is_finite())
         .collect();
-    values.sort_by(f64::total_cmp);
-    Interval {
-        estimate,
-        lo: quantile(&values, 0.025),
-        hi: quantile(&values, 0.975),
-        n,
-    }
+    percentile_interval(estimate, values, n)
 }
 
 /// Reading back numbers that may be NaN. JSON has no NaN: serde_json writes it as `null`, so a

@@ -116,15 +116,9 @@ pub fn hutchinson_trace(
             break;
         }
     }
-    let n = samples.len() as f64;
-    let mean = samples.iter().sum::<f64>() / n;
-    let std_error = if samples.len() > 1 {
-        (samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
-    } else {
-        f64::NAN
-    };
+    let (trace, std_error) = mean_and_se(&samples);
     Ok(TraceEstimate {
-        trace: mean,
+        trace,
         probes: samples.len(),
         std_error,
     })
