@@ -5,6 +5,7 @@
 //! initialised once, explicitly with [`init`] or implicitly with defaults by [`get`], and all
 //! graph sessions are built by it so that threads and the execution provider are consistent.
 
+mod allocator;
 mod locate;
 mod provider;
 
@@ -16,6 +17,7 @@ use ort::environment::Environment;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 
+pub use allocator::{keep_freed_memory, MALLOC_ENV};
 pub use locate::{
     library_version, project_roots, search_dirs, Attempt, Located, FIX_COMMAND, ORT_MIN_MINOR,
     ORT_VERSION,

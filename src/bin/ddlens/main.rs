@@ -83,6 +83,9 @@ fn main() -> ExitCode {
     if let Command::Doctor { json } = cli.command {
         return doctor::run(&config, json);
     }
+    if std::env::var(runtime::MALLOC_ENV).as_deref() != Ok("default") {
+        runtime::keep_freed_memory();
+    }
     let result = runtime::init(config).and_then(|_| match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
