@@ -207,8 +207,14 @@ pub fn curvature(
         progress,
     };
     progress_start(&mut hook)?;
-    let init = model.init_params(config.seed);
-    train::train(model, init, real.train, &train_config, &mut [&mut hook])?;
+    train::train_at(
+        model,
+        config.seed,
+        real.train,
+        &train_config,
+        &config.steps,
+        &mut [&mut hook],
+    )?;
     let measured = hook.rows[0].len();
     if measured != config.steps.len() {
         return Err(Error::invalid(

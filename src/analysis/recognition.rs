@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::report::plot::{BarChart, Heatmap};
 use crate::report::summary::{fixed, Summary, Table};
 use crate::stats::{self as st, Interval};
-use crate::train::{evaluate, load_params, save_params, train, Control, StepContext, TrainConfig};
+use crate::train::{
+    evaluate, load_params, save_params, train_at, Control, StepContext, TrainConfig,
+};
 use crate::verdict::{Claim, Side, Verdict};
 
 /// The `models` entry that stands for the analysis's own model (`--model`).
@@ -330,24 +332,19 @@ pub fn recognition(
                     progress.report(&stage, ctx.step, ctx.total_steps)?;
                     Ok(Control::Continue)
                 };
-                let out = train(
-                    bundle,
-                    bundle.init_params(tc.seed),
-                    real.train,
-                    &tc,
-                    &mut [&mut hook],
-                )?;
+                let trained = train_at(bundle, tc.seed, real.train, &tc, &[], &mut [&mut hook])?;
+                let steps = tc.total_steps(real.train.len());
                 let file = match &config.params_out {
                     Some(dir) => {
                         let dir = PathBuf::from(dir);
                         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                         let path = dir.join(format!("{}.safetensors", bundle.name()));
-                        save_params(&path, bundle.manifest(), &out.params)?;
+                        save_params(&path, bundle.manifest(), &trained)?;
                         Some(path.display().to_string())
                     }
                     None => None,
                 };
-                (out.params, "trained", file, out.steps)
+                (trained, "trained", file, steps)
             }
         };
         progress.report("evaluate on the test images", m, bundles.len())?;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
 use crate::report::summary::{fixed_opt, Summary, Table};
 use crate::stats::{self as st, Interval};
-use crate::train::{evaluate, train, Control, Hook, StepContext, TrainConfig};
+use crate::train::{evaluate, train_at, Control, Hook, StepContext, TrainConfig};
 use crate::verdict::{Claim, Side, Verdict};
 
 /// Settings of [`recognition_over_training`].
@@ -182,13 +182,12 @@ pub fn recognition_over_training(
         at_claim: vec![Vec::new(); n],
         progress,
     };
-    train(
-        model,
-        model.init_params(config.seed),
-        real.train,
-        &tc,
-        &mut [&mut rec],
-    )?;
+    let recorded = config.recorded_steps();
+    let mut at: Vec<usize> = recorded.clone();
+    if CLAIM_STEP <= config.steps {
+        at.push(CLAIM_STEP);
+    }
+    train_at(model, config.seed, real.train, &tc, &at, &mut [&mut rec])?;
     let Recorder {
         steps,
         accuracy,

@@ -2,6 +2,9 @@
 //! verdict table and the HTML report. `ddlens demo` is a suite over zoo sets; any caller with
 //! its own sets runs the same job.
 //!
+//! The analyses of a suite share their P_real runs ([`SharedRuns`]): a run that one of them
+//! trained is replayed, not trained again, by the next that needs it.
+//!
 //! A suite resumes: an analysis whose `<name>.json` in the folder was made with the same model,
 //! dataset, budget, seed, sets and settings is kept, not rerun.
 
@@ -14,6 +17,7 @@ use super::{find, Entry, NamedSet, RealData, Request, RunInfo, Verdict, ANALYSES
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::train::SharedRuns;
 
 /// Which sets an analysis sees: analyses with their own random real baseline get the judged
 /// sets alone; the others get the references (random real draws) too.
@@ -110,6 +114,9 @@ impl Suite {
         progress: &mut dyn Progress,
     ) -> Result<Vec<SuiteOutcome>> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        // Recognition, recognition over training and curvature train the same P_real run:
+        // train it once (crate::train::SharedRuns).
+        let _shared = SharedRuns::open();
         let mut out = Vec::with_capacity(self.items.len());
         for (k, item) in self.items.iter().enumerate() {
             started(k, item.entry.name);

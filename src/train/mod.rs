@@ -9,6 +9,7 @@ mod hooks;
 mod optimizer;
 mod protocol;
 mod schedule;
+mod shared;
 mod trainer;
 
 pub use checkpoint::{load_params, save_params};
@@ -20,4 +21,5 @@ pub use protocol::{
     standard_evaluation, EvalSummary, StandardEval, STANDARD_EPOCHS, STANDARD_EPOCHS_DSA,
 };
 pub use schedule::Schedule;
+pub use shared::{train_at, SharedRuns, RECORD_EVERY};
 pub use trainer::{train, StepLog, TrainOutcome};

@@ -397,3 +397,60 @@ fn c_setter_for_augmentation() {
     assert_eq!(to_json(c)["augment"], serde_json::Value::Null);
     unsafe { ddl_train_config_free(c) };
 }
+
+/// Parameters as one flat vector, for exact comparisons.
+fn flat(p: &Params) -> Vec<f32> {
+    p.tensors().iter().flat_map(|t| t.iter().copied()).collect()
+}
+
+#[test]
+fn a_shared_run_is_replayed_bit_for_bit_and_trained_once() {
+    let b = common::open("tiny-1x8x8");
+    let data = synthetic(600, 11);
+    // 600 images at batch 256: 3 steps per epoch; 2 epochs, stopped at step 5 or 6.
+    let config = |max: usize| TrainConfig {
+        max_steps: Some(max),
+        ..TrainConfig::p_real(2, 3)
+    };
+    // The reference: an ordinary run, parameters kept at every step.
+    let mut reference: Vec<Vec<f32>> = Vec::new();
+    let mut keep = |ctx: &StepContext<'_>| {
+        reference.push(flat(ctx.params));
+        Ok(Control::Continue)
+    };
+    train::train(&b, b.init_params(4), &data, &config(6), &mut [&mut keep]).unwrap();
+
+    let _scope = train::SharedRuns::open();
+    // The first caller trains (its hook sees every step) and records...
+    let mut seen = Vec::new();
+    let mut first = |ctx: &StepContext<'_>| {
+        seen.push(ctx.step);
+        Ok(Control::Continue)
+    };
+    let last = train::train_at(&b, 4, &data, &config(6), &[2, 5], &mut [&mut first]).unwrap();
+    assert_eq!(seen, (0..=6).collect::<Vec<_>>());
+    assert_eq!(flat(&last), reference[6]);
+    // ...the next with the same run, stopped earlier, is replayed at its steps alone, with
+    // the trained parameters.
+    let mut replayed = Vec::new();
+    let mut second = |ctx: &StepContext<'_>| {
+        replayed.push((ctx.step, ctx.total_steps, flat(ctx.params)));
+        Ok(Control::Continue)
+    };
+    let last = train::train_at(&b, 4, &data, &config(5), &[2, 5], &mut [&mut second]).unwrap();
+    assert_eq!(flat(&last), reference[5]);
+    let steps: Vec<(usize, usize)> = replayed.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(steps, [(2, 5), (5, 5)]);
+    assert_eq!(replayed[0].2, reference[2]);
+    // Another seed is another run: trained, every step seen.
+    let mut count = 0;
+    let mut third = |_: &StepContext<'_>| {
+        count += 1;
+        Ok(Control::Continue)
+    };
+    train::train_at(&b, 5, &data, &config(5), &[2], &mut [&mut third]).unwrap();
+    assert_eq!(count, 6);
+    // A step past the run is an error naming `steps`.
+    let e = train::train_at(&b, 4, &data, &config(5), &[9], &mut []).unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
+}
