@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench distill -- [--model convnet3-1x28x28] [--ipc 1,10]
 //!         [--methods dm,dc,dsa] [--iters 3] [--threads 2] [--batch-real 256] [--data-dir DIR]
+//!         [--provider cpu|cuda]
 //!
 //! Data: the loader of the CLI (`--data-dir`, else DDLENS_DATA, else the Debian package's
 //! folder /usr/share/datasets/fashion-mnist); without it the bench says so and stops. Each
@@ -34,6 +35,7 @@ struct Opts {
     threads: usize,
     batch_real: usize,
     data_dir: Option<String>,
+    provider: ProviderChoice,
 }
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Vec<T> {
@@ -51,6 +53,7 @@ fn parse() -> Opts {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         batch_real: 256,
         data_dir: None,
+        provider: ProviderChoice::Cpu,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -64,6 +67,7 @@ fn parse() -> Opts {
             "--threads" => o.threads = val().parse().expect("--threads N"),
             "--batch-real" => o.batch_real = val().parse().expect("--batch-real N"),
             "--data-dir" => o.data_dir = Some(val()),
+            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
             // cargo bench passes `--bench`; ignore anything unknown.
             _ => {
                 i += 1;
@@ -158,7 +162,7 @@ fn bench_one(
 fn main() {
     let o = parse();
     runtime::init(RuntimeConfig {
-        provider: ProviderChoice::Cpu,
+        provider: o.provider,
         threads: Some(o.threads),
         ..Default::default()
     })

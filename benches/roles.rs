@@ -1,7 +1,11 @@
 //! Times each graph role of a bundle at batch 256 through ONNX Runtime, beside the same
 //! computation in PyTorch eager on the same number of threads (benches/torch_roles.py).
 //!
-//!     cargo bench --bench roles -- [--model convnet3-1x28x28] [--batch 256] [--threads 2] [--repeats 5]
+//!     cargo bench --bench roles -- [--model convnet3-1x28x28] [--batch 256] [--threads 2] [--repeats 5] [--chunk N]
+//!         [--provider cpu|cuda]   (cuda: PyTorch on the GPU too)
+//!
+//! `--chunk N` evaluates the batch N images per graph call (0: the whole batch in one call;
+//! default: the bundle's own, 32 on the CPU).
 //!
 //! Measurement only: it prints figures and never fails on speed.
 
@@ -19,6 +23,8 @@ struct Opts {
     batch: usize,
     threads: usize,
     repeats: usize,
+    chunk: Option<usize>,
+    provider: ProviderChoice,
 }
 
 fn parse() -> Opts {
@@ -27,6 +33,8 @@ fn parse() -> Opts {
         batch: 256,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         repeats: 5,
+        chunk: None,
+        provider: ProviderChoice::Cpu,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -37,6 +45,8 @@ fn parse() -> Opts {
             "--batch" => o.batch = val().parse().expect("--batch N"),
             "--threads" => o.threads = val().parse().expect("--threads N"),
             "--repeats" => o.repeats = val().parse().expect("--repeats N"),
+            "--chunk" => o.chunk = Some(val().parse().expect("--chunk N")),
+            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
             _ => {
                 i += 1;
                 continue;
@@ -111,6 +121,7 @@ fn torch_times(o: &Opts, bundle_dir: &std::path::Path) -> Result<BTreeMap<String
             "--repeats",
             &o.repeats.to_string(),
         ])
+        .args(["--device", torch_device(o.provider)])
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
@@ -126,19 +137,35 @@ fn torch_times(o: &Opts, bundle_dir: &std::path::Path) -> Result<BTreeMap<String
         .map_err(|e| format!("unexpected output from torch_roles.py: {e}: {line}"))
 }
 
+/// The PyTorch device that matches the provider.
+fn torch_device(p: ProviderChoice) -> &'static str {
+    match p {
+        ProviderChoice::Cuda => "cuda",
+        _ => "cpu",
+    }
+}
+
 fn main() {
     let o = parse();
+    // As the `ddlens` command line does (src/runtime/allocator.rs).
+    if std::env::var_os(runtime::MALLOC_ENV).is_none() {
+        runtime::keep_freed_memory();
+    }
     let rt = runtime::init(RuntimeConfig {
-        provider: ProviderChoice::Cpu,
+        provider: o.provider,
         threads: Some(o.threads),
         ..Default::default()
     })
     .expect("ONNX Runtime");
-    let b = Bundle::open(resolve_bundle(&o.model).expect("bundle")).expect("bundle");
+    let mut b = Bundle::open(resolve_bundle(&o.model).expect("bundle")).expect("bundle");
+    if let Some(c) = o.chunk {
+        b.set_chunk((c > 0).then_some(c));
+    }
     println!(
-        "roles of {} at batch {}, {} thread(s), median of {} (ONNX Runtime {} on {}, vs PyTorch eager)",
+        "roles of {} at batch {} (chunks of {}), {} thread(s), median of {} (ONNX Runtime {} on {}, vs PyTorch eager)",
         b.name(),
         o.batch,
+        b.chunk().map_or("the whole batch".to_string(), |c| format!("at most {c}")),
         o.threads,
         o.repeats,
         rt.version(),

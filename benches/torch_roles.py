@@ -8,6 +8,7 @@ two engines on identical work. Prints one JSON object ``{"role": median_ms, ...}
     python benches/torch_roles.py --threads 4                 # PyTorch, ConvNet-3 1x28x28, batch 256
     python benches/torch_roles.py --threads 4 --ort           # the same bundle in ONNX Runtime
     python benches/torch_roles.py --bundle models/tiny-1x8x8 --roles forward,grad --batch 32
+    python benches/torch_roles.py --device cuda               # PyTorch on the GPU (scripts/gpu-check)
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ from ddlens_exporter.roles import FunctionalModel, Roles
 from ddlens_exporter.tracing import example_inputs
 
 
-def time_calls(fn, warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+def time_calls(fn, warmup: int, repeats: int, device: str = "cpu") -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls (on CUDA,
+    until the GPU has finished)."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         samples.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(samples)
 
@@ -52,7 +57,10 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--roles", help="comma-separated roles (default: all roles of the bundle)")
     p.add_argument("--ort", action="store_true", help="time the bundle's ONNX graphs in ONNX Runtime instead")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="PyTorch device (not with --ort)")
     args = p.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: this PyTorch sees no CUDA device")
 
     bundle = Path(args.bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -65,6 +73,7 @@ def main() -> int:
     params = draw_params(manifest, gen)
     if not args.ort:
         model = model_from_source(json.loads((bundle / "export.json").read_text()), str(bundle / "export.json"))
+        model = model.to(args.device)
         torch_roles = Roles(FunctionalModel(model))
 
     result = {}
@@ -77,7 +86,9 @@ def main() -> int:
             feeds = {n: t.numpy() for n, t in zip(spec["inputs"], inputs)}
             result[role] = time_calls(partial(sess.run, spec["outputs"], feeds), args.warmup, args.repeats)
         else:
-            result[role] = time_calls(partial(torch_roles.get(role), *inputs), args.warmup, args.repeats)
+            inputs = [t.to(args.device) for t in inputs]
+            fn = partial(torch_roles.get(role), *inputs)
+            result[role] = time_calls(fn, args.warmup, args.repeats, args.device)
     print(json.dumps({k: round(v, 3) for k, v in result.items()}))
     return 0
 

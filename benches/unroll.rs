@@ -3,7 +3,7 @@
 //! several N, to show that memory grows only by the stored iterates, `(N + 1)·|θ|·4` bytes.
 //!
 //!     cargo bench --bench unroll -- [--model convnet3-1x28x28] [--steps 10,40,80] [--ipc 10]
-//!         [--batch 100] [--iters 1] [--threads 2]
+//!         [--batch 100] [--iters 1] [--threads 2] [--provider cpu|cuda]
 //!
 //! Each N runs in a fresh child process. After opening the bundle and one warm-up graph call
 //! per role (ONNX Runtime's arenas reach their size there), the peak-RSS counter is reset
@@ -30,6 +30,7 @@ struct Opts {
     iters: usize,
     threads: usize,
     child: bool,
+    provider: ProviderChoice,
 }
 
 fn parse() -> Opts {
@@ -41,6 +42,7 @@ fn parse() -> Opts {
         iters: 1,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         child: false,
+        provider: ProviderChoice::Cpu,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -58,6 +60,7 @@ fn parse() -> Opts {
             "--batch" => o.batch = Some(val().parse().expect("--batch N")),
             "--iters" => o.iters = val().parse().expect("--iters N"),
             "--threads" => o.threads = val().parse().expect("--threads N"),
+            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
             "--child" => {
                 o.child = true;
                 i += 1;
@@ -94,7 +97,7 @@ fn mib(bytes: usize) -> f64 {
 /// One configuration, in this process; prints one result line.
 fn run_child(o: &Opts, steps: usize) {
     runtime::init(RuntimeConfig {
-        provider: ProviderChoice::Cpu,
+        provider: o.provider,
         threads: Some(o.threads),
         ..Default::default()
     })
@@ -192,7 +195,8 @@ fn main() {
             .args(["--model", &o.model])
             .args(["--ipc", &o.ipc.to_string()])
             .args(["--iters", &o.iters.to_string()])
-            .args(["--threads", &o.threads.to_string()]);
+            .args(["--threads", &o.threads.to_string()])
+            .args(["--provider", &o.provider.to_string()]);
         if let Some(b) = o.batch {
             cmd.args(["--batch", &b.to_string()]);
         }

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .decompositions import lowering_table
-from .manifest import build_manifest, param_specs
+from .manifest import build_manifest, param_specs, uses_batch_statistics
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer, batch_dims
 
@@ -157,6 +157,7 @@ def bundle_manifest(model: nn.Module, spec: BundleSpec) -> dict[str, Any]:
         name=spec.name, description=spec.description, input_shape=list(spec.input_shape),
         num_classes=spec.num_classes, feature_dim=feature_dim, normalization=spec.normalization,
         opset=OPSET, params=params_meta, graphs=graphs,
+        batch_statistics=uses_batch_statistics(model),
     )
 
 

@@ -113,9 +113,10 @@ def param_specs(model: nn.Module) -> list[dict[str, Any]]:
 
 def build_manifest(*, name: str, description: str, input_shape: list[int], num_classes: int,
                    feature_dim: int, normalization: dict[str, Any], opset: int,
-                   params: list[dict[str, Any]], graphs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+                   params: list[dict[str, Any]], graphs: dict[str, dict[str, Any]],
+                   batch_statistics: bool = False) -> dict[str, Any]:
     """The manifest dict, fields in the order of docs/bundle-format.md."""
-    return {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -129,3 +130,12 @@ def build_manifest(*, name: str, description: str, input_shape: list[int], num_c
         "params": params,
         "graphs": graphs,
     }
+    if batch_statistics:
+        manifest["batch_statistics"] = True
+    return manifest
+
+
+def uses_batch_statistics(model: torch.nn.Module) -> bool:
+    """Whether ``model`` normalises with statistics of the batch (BatchNorm without running
+    statistics): ddlens must then never split a batch into chunks."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())

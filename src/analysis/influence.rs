@@ -275,8 +275,9 @@ fn feature_model(
                 progress.report("feature model", ctx.step, total)?;
                 Ok(train::Control::Continue)
             };
-            let init = model.init_params(config.seed ^ 0xfea7);
-            train::train(model, init, real.train, &c, &mut [&mut hook])?.params
+            // The suite's P_real run (train::SharedRuns): recognition, recognition over
+            // training and curvature train the same model from the same seed.
+            train::train_at(model, config.seed, real.train, &c, &[], &mut [&mut hook])?
         }
     };
     let acc = evaluate(model, &params, test)?.accuracy;

@@ -72,6 +72,9 @@ pub struct SuiteOutcome {
     pub seconds: f64,
     /// Whether an earlier result was kept.
     pub kept: bool,
+    /// The process's peak resident memory while it ran, in bytes (`None` when kept, or where
+    /// the platform does not say; [`crate::runtime::peak_rss`]).
+    pub peak_rss: Option<u64>,
 }
 
 impl Suite {
@@ -124,6 +127,7 @@ impl Suite {
             let stamp = stamp(&sets, item.options.as_deref());
             let json = self.dir.join(format!("{}.json", item.entry.name));
             let t = Instant::now();
+            let measured = crate::runtime::reset_peak_rss();
             let (result, kept) = match self.kept_result(&json, &stamp) {
                 Some(result) => (result, true),
                 None => {
@@ -142,6 +146,7 @@ impl Suite {
                 verdict: (item.entry.verdict)(&result)?,
                 seconds: if kept { 0.0 } else { t.elapsed().as_secs_f64() },
                 kept,
+                peak_rss: (measured && !kept).then(crate::runtime::peak_rss).flatten(),
             });
         }
         Ok(out)
@@ -181,6 +186,26 @@ fn write_stamp(json: &Path, stamp: &Value) -> Result<()> {
     let text = serde_json::to_vec_pretty(stamp)
         .map_err(|e| Error::Internal(format!("cannot serialise the suite stamp: {e}")))?;
     crate::io::write_atomic(&stamp_path(json), &text)
+}
+
+/// Each analysis's wall time and peak resident memory, as aligned text.
+pub fn cost_table(outcomes: &[SuiteOutcome]) -> String {
+    let mut out = format!(
+        "{:<26} {:>9} {:>13}\n",
+        "analysis", "seconds", "peak RSS (GB)"
+    );
+    for o in outcomes {
+        let (secs, rss) = if o.kept {
+            ("kept".to_string(), "-".to_string())
+        } else {
+            let rss = o
+                .peak_rss
+                .map_or("-".into(), |b| format!("{:.2}", b as f64 / 1e9));
+            (format!("{:.0}", o.seconds), rss)
+        };
+        out.push_str(&format!("{:<26} {secs:>9} {rss:>13}\n", o.name));
+    }
+    out
 }
 
 /// The verdict table of a suite, as aligned text (what `ddlens demo` prints).

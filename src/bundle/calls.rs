@@ -1,5 +1,6 @@
-//! Typed calls, one per graph role. Arguments are checked here (shapes, label range) so
-//! errors name the argument instead of surfacing as ONNX Runtime shape errors.
+//! One graph evaluation per role, on the whole batch it is given. Arguments are checked here
+//! (shapes, label range) so errors name the argument instead of surfacing as ONNX Runtime
+//! shape errors. The public calls (`chunk.rs`) split large batches before they get here.
 
 use std::borrow::Cow;
 
@@ -40,8 +41,11 @@ pub struct GradVjpOutput {
 type Inputs<'v> = Vec<(Cow<'static, str>, SessionInputValue<'v>)>;
 
 impl Bundle {
-    /// Logits and features of a batch.
-    pub fn forward(&self, params: &Params, x: ArrayView4<f32>) -> Result<ForwardOutput> {
+    pub(super) fn forward_once(
+        &self,
+        params: &Params,
+        x: ArrayView4<f32>,
+    ) -> Result<ForwardOutput> {
         self.check_x(&x, "x")?;
         let x = x.as_standard_layout();
         let mut inputs = self.param_inputs(params, "")?;
@@ -52,8 +56,7 @@ impl Bundle {
         Ok(ForwardOutput { logits, features })
     }
 
-    /// Weighted mean loss and its parameter gradient. `w = None` means all-ones weights.
-    pub fn grad(
+    pub(super) fn grad_once(
         &self,
         params: &Params,
         x: ArrayView4<f32>,
@@ -72,8 +75,7 @@ impl Bundle {
         })
     }
 
-    /// `H·a` and `J_xᵀa` for the weighted mean loss (second-order; one graph evaluation).
-    pub fn grad_vjp(
+    pub(super) fn grad_vjp_once(
         &self,
         params: &Params,
         x: ArrayView4<f32>,
@@ -89,8 +91,7 @@ impl Bundle {
         })
     }
 
-    /// `d<features(x), c>/dx` for a batch; `c` is `[B, F]`.
-    pub fn features_vjp(
+    pub(super) fn features_vjp_once(
         &self,
         params: &Params,
         x: ArrayView4<f32>,
@@ -112,8 +113,7 @@ impl Bundle {
         into_dim::<Ix4>(out.pop(), "x_grad")
     }
 
-    /// Per-sample directional derivative of the cross-entropy along `v`: `[B]`.
-    pub fn loss_jvp(
+    pub(super) fn loss_jvp_once(
         &self,
         params: &Params,
         v: &Params,
@@ -208,7 +208,7 @@ impl Bundle {
     }
 
     /// Checks `x` against the bundle's input shape and returns the batch size.
-    fn check_x(&self, x: &ArrayView4<f32>, name: &str) -> Result<usize> {
+    pub(super) fn check_x(&self, x: &ArrayView4<f32>, name: &str) -> Result<usize> {
         let [c, h, w] = self.manifest.input_shape;
         let s = x.shape();
         if s[0] == 0 {
@@ -226,7 +226,7 @@ impl Bundle {
         Ok(s[0])
     }
 
-    fn check_y(&self, y: &ArrayView1<i64>, batch: usize) -> Result<()> {
+    pub(super) fn check_y(&self, y: &ArrayView1<i64>, batch: usize) -> Result<()> {
         if y.len() != batch {
             return Err(Error::invalid(
                 "y",

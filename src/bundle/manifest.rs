@@ -44,6 +44,11 @@ pub struct Manifest {
     pub params: Vec<ParamSpec>,
     /// Graph files by role name.
     pub graphs: BTreeMap<String, GraphSpec>,
+    /// Whether the graphs normalise with statistics of the batch (BatchNorm in training
+    /// mode), so that a batch's result depends on which images share it. ddlens then never
+    /// splits a batch into chunks (`Bundle::chunk`). Absent means `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_statistics: bool,
 }
 
 /// Per-channel normalisation: `x_norm = (x - mean) / std`.

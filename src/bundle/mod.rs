@@ -2,6 +2,7 @@
 //! through typed methods per graph role (see docs/bundle-format.md).
 
 mod calls;
+mod chunk;
 mod discover;
 mod manifest;
 mod params;
@@ -15,6 +16,7 @@ use std::sync::Mutex;
 use ort::session::Session;
 
 pub use calls::{ForwardOutput, GradOutput, GradVjpOutput};
+pub use chunk::CPU_CHUNK;
 pub use discover::{find_bundles, model_search_dirs, resolve_bundle};
 pub use manifest::{
     GraphSpec, Init, Manifest, Normalization, ParamSpec, FORMAT, FORMAT_VERSION, SUPPORTED_OPSETS,
@@ -32,6 +34,8 @@ pub struct Bundle {
     dir: PathBuf,
     manifest: Manifest,
     graphs: BTreeMap<Role, Graph>,
+    /// Images per graph call (`chunk.rs`); `None`: whole batches.
+    chunk: Option<usize>,
 }
 
 struct Graph {
@@ -84,10 +88,12 @@ impl Bundle {
                 },
             );
         }
+        let chunk = chunk::default_chunk(rt.provider(), manifest.batch_statistics);
         Ok(Bundle {
             dir,
             manifest,
             graphs,
+            chunk,
         })
     }
 

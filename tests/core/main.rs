@@ -8,6 +8,7 @@ mod common;
 
 mod augment_semantics;
 mod augment_vjp;
+mod bundle_chunks;
 mod bundle_errors;
 mod data_cifar;
 mod data_dataset;

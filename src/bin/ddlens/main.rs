@@ -86,7 +86,12 @@ fn main() -> ExitCode {
     if std::env::var(runtime::MALLOC_ENV).as_deref() != Ok("default") {
         runtime::keep_freed_memory();
     }
-    let result = runtime::init(config).and_then(|_| match cli.command {
+    let result = runtime::init(config).map(|rt| {
+        if let Some(note) = rt.threads_note() {
+            eprintln!("warning: {note}");
+        }
+    });
+    let result = result.and_then(|_| match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Distill(args) => distill::run(args),

@@ -22,16 +22,21 @@ use crate::args::{open_model_and_data, read_set, DataArgs};
 /// The zoo sets the demo analyses by default: IPC 1 from four methods. IPC-10 sets (`--sets
 /// dm-ipc10,...`) cost several minutes more each in every training-based analysis, which the
 /// demo's 30 minutes on 2 cores cannot hold.
-const DEMO_SETS: &str = "bptt-ipc1,dc-ipc1,dm-ipc1,mtt-ipc1";
+const DEMO_SETS: &[&str] = &["bptt-ipc1", "dc-ipc1", "dm-ipc1", "mtt-ipc1"];
+
+/// The smoke preview's sets: one method that unrolls training and one that matches features,
+/// so that the preview fits its five minutes.
+const SMOKE_SETS: &[&str] = &["bptt-ipc1", "dm-ipc1"];
 
 /// Options of `ddlens demo`.
 #[derive(Args)]
 pub(crate) struct DemoArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Zoo sets to analyse, comma-separated; those not in the zoo yet are skipped with a note.
-    #[arg(long, value_delimiter = ',', default_value = DEMO_SETS)]
-    pub sets: Vec<String>,
+    /// Zoo sets to analyse, comma-separated; those not in the zoo yet are skipped with a note
+    /// (default: bptt-ipc1,dc-ipc1,dm-ipc1,mtt-ipc1; with `--budget smoke`: bptt-ipc1,dm-ipc1).
+    #[arg(long, value_delimiter = ',')]
+    pub sets: Option<Vec<String>>,
     /// Also distil a DM set live for this many iterations and analyse it (0: none). A few
     /// dozen iterations show how; the zoo's sets are the ones that carry conclusions.
     #[arg(long, default_value_t = 0)]
@@ -54,6 +59,19 @@ pub(crate) struct DemoArgs {
     pub fresh: bool,
 }
 
+impl DemoArgs {
+    /// The zoo sets to analyse: `--sets`, or the budget's default.
+    fn sets(&self) -> Vec<String> {
+        let default = match self.budget {
+            Budget::Smoke => SMOKE_SETS,
+            Budget::Cpu | Budget::Paper => DEMO_SETS,
+        };
+        self.sets
+            .clone()
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+    }
+}
+
 fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
@@ -69,11 +87,16 @@ fn demo_overrides(
     model: &str,
 ) -> Option<String> {
     let fixed = match (budget, analysis) {
+        // The smoke budget previews every analysis, on SMOKE_SETS, in under five minutes on 2
+        // cores (530 s on three sets with each analysis's own smoke settings and larger
+        // curvature and influence settings); its verdicts are previews.
+        (Budget::Smoke, "mixing") => r#"{"ks": [0, 5], "runs": 3}"#,
+        (Budget::Smoke, "agreement") => r#"{"pool_b_runs": 1, "test_images": 300}"#,
         (Budget::Smoke, "curvature") => {
-            r#"{"steps": [0, 10, 25], "spectrum_steps": [25], "train_images": 256, "batch": 256}"#
+            r#"{"steps": [0, 20], "spectrum_steps": [20], "train_images": 64, "batch": 64, "max_probes": 4}"#
         }
         (Budget::Smoke, "influence") => {
-            r#"{"steps": 30, "images": 4, "loo_images": 2, "shift_lanczos_iters": 8, "test_images": 300, "feature_steps": 30}"#
+            r#"{"steps": 20, "images": 4, "loo_images": 1, "shift_lanczos_iters": 8, "test_images": 200, "feature_steps": 20}"#
         }
         // Full-batch steps cost in proportion to the set plus its extras: k = 10 alone was
         // 70% of mixing's 19 minutes for one IPC-1 set (5 runs, 1 shared thread). Paired runs
@@ -135,7 +158,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
             format!(
                 "none of {} is in the zoo (zoo/README.md: `scripts/zoo run` makes them); \
                  give --sets or --live-iterations",
-                args.sets.join(", ")
+                args.sets().join(", ")
             ),
         ));
     }
@@ -189,6 +212,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         .iter()
         .filter(|o| o.verdict.state.is_conclusive())
         .count();
+    eprintln!("{}", suite::cost_table(&outcomes));
     println!("{}", suite::verdict_table(&outcomes));
     println!(
         "{conclusive} of {} verdicts conclusive (budget {}{}); demo finished in {:.0} s",
@@ -208,7 +232,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
 /// The zoo sets of `--sets` that exist (a note for each that does not).
 fn zoo_sets(args: &DemoArgs) -> Result<Vec<NamedSet>> {
     let mut out = Vec::new();
-    for name in &args.sets {
+    for name in &args.sets() {
         match resolve_set(Path::new(&format!("{ZOO_PREFIX}{name}"))) {
             Ok(file) => {
                 let set = read_set(&file, &args.data)?;
