@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ddlens_exporter import __version__
-from ddlens_exporter.manifest import FORMAT, FORMAT_VERSION, param_specs, parse_normalization
+from ddlens_exporter.manifest import (FORMAT, FORMAT_VERSION, build_manifest, param_specs, parse_normalization,
+                                      uses_batch_statistics)
 from ddlens_exporter.models import MLP, ConvNet
 
 
@@ -66,6 +67,18 @@ def test_unsupported_modules_are_named():
         param_specs(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))
     with pytest.raises(ValueError, match="`0.weight` belongs to a Embedding"):
         param_specs(nn.Sequential(nn.Embedding(3, 4)))
+
+
+def test_batch_statistics_are_flagged_in_the_manifest():
+    per_image = nn.Sequential(nn.Conv2d(1, 2, 3), nn.GroupNorm(2, 2))
+    batch_stats = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False))
+    assert not uses_batch_statistics(per_image)
+    assert uses_batch_statistics(batch_stats)
+    common = dict(name="m", description="", input_shape=[1, 4, 4], num_classes=2, feature_dim=2,
+                  normalization={"dataset": "none", "mean": [0.0], "std": [1.0]}, opset=18,
+                  params=[], graphs={})
+    assert "batch_statistics" not in build_manifest(**common)
+    assert build_manifest(**common, batch_statistics=True)["batch_statistics"] is True
 
 
 def test_normalization_presets():
