@@ -77,19 +77,6 @@ fn parse() -> Opts {
     o
 }
 
-/// A field of /proc/self/status in bytes (`VmRSS`, `VmHWM`).
-fn status_bytes(field: &str) -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Resets VmHWM to the current RSS (Linux ≥ 4.0), so later peaks exclude start-up.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -124,8 +111,8 @@ fn run_child(o: &Opts, steps: usize) {
     b.grad(&theta0, xb.view(), yb.view(), None).expect("grad");
     b.grad_vjp(&theta0, xb.view(), yb.view(), None, &theta0)
         .expect("grad_vjp");
-    let reset = reset_peak();
-    let rss_before = status_bytes("VmRSS").unwrap_or(0);
+    let reset = runtime::reset_peak_rss();
+    let rss_before = runtime::current_rss().unwrap_or(0) as usize;
 
     let (mut t_fwd, mut t_adj, mut iterate_bytes) = (0.0, 0.0, 0);
     let mut x_iter = x.clone();
@@ -143,7 +130,7 @@ fn run_child(o: &Opts, steps: usize) {
         // An image update, as distillation would do, so iterations are not identical.
         x_iter.scaled_add(-1.0, &grads.x);
     }
-    let peak = status_bytes("VmHWM").unwrap_or(0);
+    let peak = runtime::peak_rss().unwrap_or(0) as usize;
     let beyond = peak as f64 - rss_before as f64 - iterate_bytes as f64;
     let iters = o.iters as f64;
     println!(

@@ -24,7 +24,7 @@ pub use locate::{
     library_version, project_roots, search_dirs, Attempt, Located, FIX_COMMAND, ORT_MIN_MINOR,
     ORT_VERSION,
 };
-pub use memory::{peak_rss, reset_peak_rss};
+pub use memory::{current_rss, peak_rss, reset_peak_rss};
 pub use provider::{available_providers, Provider, ProviderChoice};
 
 use crate::error::{Error, Result};
