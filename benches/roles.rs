@@ -1,11 +1,13 @@
 //! Times each graph role of a bundle at batch 256 through ONNX Runtime, beside the same
-//! computation in PyTorch eager on the same number of threads (benches/torch_roles.py).
+//! computation in PyTorch eager on the same number of threads (benches/torch_roles.py), in
+//! two styles: the `torch.func` definitions the graphs were exported from (`func`), and an
+//! `nn.Module` with plain `backward()` as a training loop writes it (`module`).
 //!
 //!     cargo bench --bench roles -- [--model convnet3-1x28x28] [--batch 256] [--threads 2] [--repeats 5] [--chunk N]
 //!         [--provider cpu|cuda]   (cuda: PyTorch on the GPU too)
 //!
 //! `--chunk N` evaluates the batch N images per graph call (0: the whole batch in one call;
-//! default: the bundle's own, 32 on the CPU).
+//! default: the bundle's own, at most 8 on the CPU, side by side on the `--threads` workers).
 //!
 //! Measurement only: it prints figures and never fails on speed.
 
@@ -102,7 +104,11 @@ fn time_roles(b: &Bundle, o: &Opts) -> BTreeMap<&'static str, f64> {
     out
 }
 
-fn torch_times(o: &Opts, bundle_dir: &std::path::Path) -> Result<BTreeMap<String, f64>, String> {
+fn torch_times(
+    o: &Opts,
+    bundle_dir: &std::path::Path,
+    style: &str,
+) -> Result<BTreeMap<String, f64>, String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = format!("{root}/.venv/bin/python");
     let python = if std::path::Path::new(&python).exists() {
@@ -122,6 +128,7 @@ fn torch_times(o: &Opts, bundle_dir: &std::path::Path) -> Result<BTreeMap<String
             &o.repeats.to_string(),
         ])
         .args(["--device", torch_device(o.provider)])
+        .args(["--style", style])
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
@@ -172,19 +179,33 @@ fn main() {
         rt.provider()
     );
     let ours = time_roles(&b, &o);
-    let torch = torch_times(&o, b.dir());
-    if let Err(e) = &torch {
+    let func = torch_times(&o, b.dir(), "func");
+    let module = torch_times(&o, b.dir(), "module");
+    for e in [&func, &module]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+    {
         println!("(PyTorch side unavailable: {e}; run scripts/setup --dev)");
     }
     println!(
-        "{:<14} {:>12} {:>12} {:>10}",
-        "role", "ort ms", "torch ms", "ort/torch"
+        "{:<14} {:>10} {:>10} {:>10} {:>9} {:>10}",
+        "role", "ort ms", "func ms", "module ms", "ort/func", "ort/module"
     );
+    let cell = |t: &Result<BTreeMap<String, f64>, String>, role: &str| {
+        t.as_ref().ok().and_then(|t| t.get(role).copied())
+    };
+    let show = |v: Option<f64>, width: usize, digits: usize| match v {
+        Some(v) => format!("{v:>width$.digits$}"),
+        None => format!("{:>width$}", "-"),
+    };
     for (role, ms) in &ours {
-        let t = torch.as_ref().ok().and_then(|t| t.get(*role).copied());
-        match t {
-            Some(t) => println!("{role:<14} {ms:>12.1} {t:>12.1} {:>10.2}", ms / t),
-            None => println!("{role:<14} {ms:>12.1} {:>12} {:>10}", "-", "-"),
-        }
+        let (f, m) = (cell(&func, role), cell(&module, role));
+        println!(
+            "{role:<14} {ms:>10.1} {} {} {} {}",
+            show(f, 10, 1),
+            show(m, 10, 1),
+            show(f.map(|f| ms / f), 9, 2),
+            show(m.map(|m| ms / m), 10, 2)
+        );
     }
 }

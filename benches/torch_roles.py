@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 """Times each bundle role in PyTorch eager (or, with --ort, in ONNX Runtime's Python API).
 
-The PyTorch versions are the torch.func definitions the graphs were exported from
-(``ddlens_exporter.roles``: same math, native PyTorch kernels), so the numbers compare the
-two engines on identical work. Prints one JSON object ``{"role": median_ms, ...}`` on stdout.
+Two PyTorch styles, on the same math as the graphs:
+
+* ``--style func`` (default): the torch.func definitions the graphs were exported from
+  (``ddlens_exporter.roles``);
+* ``--style module``: what a training loop writes, an ``nn.Module`` with its parameters set
+  and plain autograd: ``model(x)`` for ``forward``, ``loss.backward()`` for ``grad``,
+  ``autograd.grad(create_graph=True)`` then ``backward()`` for ``grad_vjp``, a forward hook
+  and ``backward(c)`` for ``features_vjp``, and the double-backward trick for ``loss_jvp``
+  (``d/du <J^T u, v>``).
+
+Prints one JSON object ``{"role": median_ms, ...}`` on stdout.
 
     python benches/torch_roles.py --threads 4                 # PyTorch, ConvNet-3 1x28x28, batch 256
+    python benches/torch_roles.py --threads 4 --style module  # nn.Module + backward()
     python benches/torch_roles.py --threads 4 --ort           # the same bundle in ONNX Runtime
     python benches/torch_roles.py --bundle models/tiny-1x8x8 --roles forward,grad --batch 32
     python benches/torch_roles.py --device cuda               # PyTorch on the GPU (scripts/gpu-check)
@@ -48,6 +57,75 @@ def time_calls(fn, warmup: int, repeats: int, device: str = "cpu") -> float:
     return statistics.median(samples)
 
 
+class ModuleRoles:
+    """The roles as eager ``nn.Module`` code with plain autograd (``--style module``)."""
+
+    def __init__(self, model, manifest):
+        self.model = model.eval()
+        self.params = list(model.parameters())
+        self.k = len(self.params)
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        self.last = linears[-1]
+
+    def _set(self, values):
+        with torch.no_grad():
+            for p, v in zip(self.params, values):
+                p.copy_(v)
+
+    def _loss(self, x, y, w):
+        ce = torch.nn.functional.cross_entropy(self.model(x), y, reduction="none")
+        return (w * ce).sum() / x.shape[0]
+
+    def forward(self, *args):
+        self._set(args[:self.k])
+        with torch.no_grad():
+            return self.model(args[self.k])
+
+    def grad(self, *args):
+        self._set(args[:self.k])
+        x, y, w = args[self.k:self.k + 3]
+        self.model.zero_grad(set_to_none=True)
+        loss = self._loss(x, y, w)
+        loss.backward()
+        return loss
+
+    def grad_vjp(self, *args):
+        self._set(args[:self.k])
+        x, y, w = args[self.k:self.k + 3]
+        a = args[self.k + 3:]
+        x = x.detach().requires_grad_(True)
+        self.model.zero_grad(set_to_none=True)
+        g = torch.autograd.grad(self._loss(x, y, w), self.params, create_graph=True)
+        sum((gi * ai).sum() for gi, ai in zip(g, a)).backward()
+        return x.grad
+
+    def features_vjp(self, *args):
+        self._set(args[:self.k])
+        x, c = args[self.k:self.k + 2]
+        x = x.detach().requires_grad_(True)
+        captured = []
+        handle = self.last.register_forward_pre_hook(lambda _m, inp: captured.append(inp[0]))
+        try:
+            self.model(x)
+        finally:
+            handle.remove()
+        captured[0].backward(c)
+        return x.grad
+
+    def loss_jvp(self, *args):
+        self._set(args[:self.k])
+        v = args[self.k:2 * self.k]
+        x, y = args[2 * self.k:2 * self.k + 2]
+        ce = torch.nn.functional.cross_entropy(self.model(x), y, reduction="none")
+        u = torch.zeros_like(ce, requires_grad=True)
+        jt_u = torch.autograd.grad(ce, self.params, grad_outputs=u, create_graph=True)
+        (dloss,) = torch.autograd.grad(sum((j * vi).sum() for j, vi in zip(jt_u, v)), u)
+        return dloss
+
+    def get(self, role):
+        return getattr(self, role)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", default=str(REPO / "models" / "convnet3-1x28x28"), help="bundle folder")
@@ -58,6 +136,8 @@ def main() -> int:
     p.add_argument("--roles", help="comma-separated roles (default: all roles of the bundle)")
     p.add_argument("--ort", action="store_true", help="time the bundle's ONNX graphs in ONNX Runtime instead")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="PyTorch device (not with --ort)")
+    p.add_argument("--style", choices=["func", "module"], default="func",
+                   help="torch.func definitions (func) or nn.Module + autograd (module)")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this PyTorch sees no CUDA device")
@@ -74,7 +154,7 @@ def main() -> int:
     if not args.ort:
         model = model_from_source(json.loads((bundle / "export.json").read_text()), str(bundle / "export.json"))
         model = model.to(args.device)
-        torch_roles = Roles(FunctionalModel(model))
+        torch_roles = ModuleRoles(model, manifest) if args.style == "module" else Roles(FunctionalModel(model))
 
     result = {}
     for role in roles:

@@ -9,7 +9,11 @@
 //! per role (ONNX Runtime's arenas reach their size there), the peak-RSS counter is reset
 //! (`/proc/self/clear_refs`), so "peak" is the steady state of distillation iterations and
 //! "beyond iterates" = peak − RSS before the iterations − iterate bytes is the working set
-//! that must stay flat in N. Measurement only: it prints figures and never fails on them.
+//! that must stay flat in N. Beside each N, the same iteration in PyTorch eager as the MTT
+//! reference code runs it (`benches/torch_unroll.py`: `autograd.grad(create_graph=True)`
+//! per step, one `backward()`; same threads, one warm-up, then `--iters`), its seconds, the
+//! ratio ddlens/PyTorch and PyTorch's peak RSS. Measurement only: it prints figures and never
+//! fails on them.
 
 use std::process::Command;
 use std::time::Instant;
@@ -133,21 +137,85 @@ fn run_child(o: &Opts, steps: usize) {
     let peak = runtime::peak_rss().unwrap_or(0) as usize;
     let beyond = peak as f64 - rss_before as f64 - iterate_bytes as f64;
     let iters = o.iters as f64;
+    // One JSON line for the parent, which prints the table.
     println!(
-        "{steps:>6} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>10.1} {:>10.1} {:>14.1}{}",
-        (t_fwd + t_adj) / iters,
-        t_fwd / iters,
-        t_adj / iters,
-        mib(iterate_bytes),
-        mib(rss_before),
-        mib(peak),
-        beyond / (1024.0 * 1024.0),
-        if reset {
-            ""
-        } else {
-            "  (peak not reset: includes start-up)"
-        }
+        "{}",
+        serde_json::json!({
+            "s": (t_fwd + t_adj) / iters,
+            "unroll_s": t_fwd / iters,
+            "adjoint_s": t_adj / iters,
+            "iterates_mib": mib(iterate_bytes),
+            "rss0_mib": mib(rss_before),
+            "peak_mib": mib(peak),
+            "beyond_mib": beyond / (1024.0 * 1024.0),
+            "peak_reset": reset,
+        })
     );
+}
+
+/// Seconds and peak RSS per N of the same iteration in PyTorch (benches/torch_unroll.py).
+fn torch_times(o: &Opts) -> Result<serde_json::Value, String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let venv = format!("{root}/.venv/bin/python");
+    let python = if std::path::Path::new(&venv).exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let steps: Vec<String> = o.steps.iter().map(|s| s.to_string()).collect();
+    let mut cmd = Command::new(&python);
+    cmd.arg(format!("{root}/benches/torch_unroll.py"))
+        .args(["--steps", &steps.join(",")])
+        .args(["--ipc", &o.ipc.to_string()])
+        .args(["--iters", &o.iters.to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .args(["--device", torch_device(o.provider)]);
+    if let Some(b) = o.batch {
+        cmd.args(["--batch", &b.to_string()]);
+    }
+    let out = cmd.output().map_err(|e| format!("{python}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
+    }
+    let line = text.lines().last().unwrap_or("{}");
+    serde_json::from_str(line).map_err(|e| format!("torch_unroll.py printed {line:?}: {e}"))
+}
+
+/// The PyTorch device that matches the provider.
+fn torch_device(p: ProviderChoice) -> &'static str {
+    match p {
+        ProviderChoice::Cuda => "cuda",
+        _ => "cpu",
+    }
+}
+
+/// Runs one N in a fresh child process and returns its JSON line.
+fn run_in_child(o: &Opts, steps: usize) -> Result<serde_json::Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--child", "--steps", &steps.to_string()])
+        .args(["--model", &o.model])
+        .args(["--ipc", &o.ipc.to_string()])
+        .args(["--iters", &o.iters.to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .args(["--provider", &o.provider.to_string()]);
+    if let Some(b) = o.batch {
+        cmd.args(["--batch", &b.to_string()]);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{}: {}",
+            out.status,
+            err.lines().last().unwrap_or("")
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("{}");
+    serde_json::from_str(line).map_err(|e| format!("child printed {line:?}: {e}"))
 }
 
 fn main() {
@@ -156,40 +224,61 @@ fn main() {
         run_child(&o, o.steps[0]);
         return;
     }
-    let exe = std::env::current_exe().expect("current exe");
     println!(
-        "MTT-style distillation iteration on {}: {} images/class, batch {}, {} iteration(s), {} thread(s), CPU",
+        "MTT-style distillation iteration on {}: {} images/class, batch {}, {} iteration(s), {} thread(s), {}",
         o.model,
         o.ipc,
         o.batch.map_or("all".into(), |b| b.to_string()),
         o.iters,
-        o.threads
+        o.threads,
+        o.provider
     );
+    let ours: Vec<_> = o.steps.iter().map(|&n| (n, run_in_child(&o, n))).collect();
+    let torch = torch_times(&o);
+    if let Err(e) = &torch {
+        println!("(PyTorch side unavailable: {e}; run scripts/setup --dev)");
+    }
     println!(
-        "{:>6} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>14}",
+        "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11} {:>10} {:>10} {:>14} {:>10}",
         "steps",
         "s/iter",
         "unroll s",
         "adjoint s",
+        "torch s",
+        "ratio",
         "iterates MiB",
         "RSS0 MiB",
         "peak MiB",
-        "beyond it. MiB"
+        "beyond it. MiB",
+        "torch MiB"
     );
-    for &steps in &o.steps {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["--child", "--steps", &steps.to_string()])
-            .args(["--model", &o.model])
-            .args(["--ipc", &o.ipc.to_string()])
-            .args(["--iters", &o.iters.to_string()])
-            .args(["--threads", &o.threads.to_string()])
-            .args(["--provider", &o.provider.to_string()]);
-        if let Some(b) = o.batch {
-            cmd.args(["--batch", &b.to_string()]);
-        }
-        let status = cmd.status().expect("spawning the child run");
-        if !status.success() {
-            println!("{steps:>6} failed ({status})");
+    let f = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+    for (n, row) in ours {
+        let t = torch
+            .as_ref()
+            .ok()
+            .and_then(|t| t.get(n.to_string()).cloned())
+            .unwrap_or_default();
+        match row {
+            Ok(r) => println!(
+                "{n:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.2} {:>11.1} {:>10.1} {:>10.1} {:>14.1} {:>10.1}{}",
+                f(&r, "s"),
+                f(&r, "unroll_s"),
+                f(&r, "adjoint_s"),
+                f(&t, "s"),
+                f(&r, "s") / f(&t, "s"),
+                f(&r, "iterates_mib"),
+                f(&r, "rss0_mib"),
+                f(&r, "peak_mib"),
+                f(&r, "beyond_mib"),
+                f(&t, "peak_mib"),
+                if r.get("peak_reset").and_then(|b| b.as_bool()) == Some(false) {
+                    "  (peak not reset: includes start-up)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => println!("{n:>6} failed: {e}"),
         }
     }
 }

@@ -178,8 +178,8 @@ void ddl_string_free(char *s);
 // * `library_path`: path of `libonnxruntime.so`, or NULL to search (`DDLENS_ORT_LIB`,
 //   `ORT_DYLIB_PATH`, the project's `.ddlens/onnxruntime`, python3's `onnxruntime`).
 // * `provider`: a `DDL_PROVIDER_*` value; others give `DDL_STATUS_INVALID_ARGUMENT`.
-// * `threads`: threads of the process's one graph pool, shared by every session; 0 = ONNX
-//   Runtime's default (all cores). A count above the available cores is capped to them, and
+// * `threads`: worker threads that run graph calls (the chunks of a batch side by side); 0 =
+//   one per available core. A count above the available cores is capped to them, and
 //   `ddl_runtime_describe`'s `threads_note` says so.
 //
 // Calling it again with the same settings succeeds and changes nothing; other settings give
@@ -195,7 +195,7 @@ bool ddl_runtime_is_initialized(void);
 
 // Describes the runtime as JSON: `{"library", "library_source", "onnxruntime_version",
 // "provider" ("cpu"|"cuda"), "provider_requested", "provider_note" (why `auto` fell back, or
-// null), "threads" (the pool's threads, null = one per core), "threads_requested",
+// null), "threads" (the worker threads in use), "threads_requested" (null = one per core),
 // "threads_note" (why the request was capped to the cores, or null), "ddlens_version"}`. `*out_json` receives a string to
 // free with `ddl_string_free` (NULL on failure). `DDL_STATUS_RUNTIME_NOT_INITIALIZED` before
 // set-up. Thread-safe.

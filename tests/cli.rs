@@ -321,6 +321,42 @@ fn distill_dc_and_bptt_write_sets_that_eval_accepts() {
     eval_accepts(&out.join("bptt-ipc1.safetensors"));
 }
 
+/// A graph call's chunks run side by side on the worker threads, but the chunks and the order
+/// their results are summed in do not depend on the thread count: the same bits either way.
+#[test]
+fn distillation_gives_the_same_bits_on_one_or_two_threads() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sets: Vec<Vec<u8>> = ["1", "2"]
+        .iter()
+        .map(|threads| {
+            let out = tmp.path().join(threads);
+            let o = ddlens(&[
+                "--threads",
+                threads,
+                "distill",
+                "--method",
+                "dc",
+                "--model",
+                "convnettiny-1x28x28",
+                "--ipc",
+                "1",
+                "--iterations",
+                "2",
+                "--batch-real",
+                "20",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "--threads {threads}: {}", stderr(&o));
+            std::fs::read(out.join("dc-ipc1.safetensors")).unwrap()
+        })
+        .collect();
+    assert!(sets[0] == sets[1], "1 and 2 threads gave different sets");
+}
+
 #[test]
 fn experts_then_distill_mtt_stores_learned_lr() {
     if !fashion_mnist_present() {

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView1, ArrayView2, ArrayView4, Ix1, Ix2, Ix4};
-use ort::session::SessionInputValue;
+use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
 use super::{Bundle, Params, Role};
@@ -243,25 +243,45 @@ impl Bundle {
         Ok(())
     }
 
-    /// Runs a role and copies the named float outputs out while the session is locked.
+    /// Runs a role on an idle session (loading another when every loaded one is busy) and
+    /// copies the named float outputs out before the session goes back.
     fn run(&self, role: Role, inputs: Inputs<'_>, names: &[&str]) -> Result<Vec<ArrayD<f32>>> {
         let graph = self.graph(role)?;
         let ctx = || format!("{} / {role}", self.manifest.name);
-        let mut session = graph.session.lock().unwrap_or_else(|e| e.into_inner());
-        let outputs = session.run(inputs).map_err(|e| Error::ort(ctx(), e))?;
-        names
-            .iter()
-            .map(|name| {
-                let value = outputs
-                    .get(*name)
-                    .ok_or_else(|| Error::ort(ctx(), format!("output `{name}` missing")))?;
-                let view = value
-                    .try_extract_array::<f32>()
-                    .map_err(|e| Error::ort(ctx(), format!("output `{name}`: {e}")))?;
-                Ok(view.to_owned())
-            })
-            .collect()
+        let idle = graph.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut session = match idle {
+            Some(s) => s,
+            None => self.runtime.load_graph(&graph.file, graph.intra_threads)?,
+        };
+        let result = copy_outputs(&mut session, inputs, names, ctx);
+        graph
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
+        result
     }
+}
+
+fn copy_outputs(
+    session: &mut Session,
+    inputs: Inputs<'_>,
+    names: &[&str],
+    ctx: impl Fn() -> String,
+) -> Result<Vec<ArrayD<f32>>> {
+    let outputs = session.run(inputs).map_err(|e| Error::ort(ctx(), e))?;
+    names
+        .iter()
+        .map(|name| {
+            let value = outputs
+                .get(*name)
+                .ok_or_else(|| Error::ort(ctx(), format!("output `{name}` missing")))?;
+            let view = value
+                .try_extract_array::<f32>()
+                .map_err(|e| Error::ort(ctx(), format!("output `{name}`: {e}")))?;
+            Ok(view.to_owned())
+        })
+        .collect()
 }
 
 fn tensor<'v, T, D>(view: ndarray::ArrayView<'v, T, D>, name: &str) -> Result<SessionInputValue<'v>>

@@ -16,12 +16,18 @@
 //! | 32, 1 thread | 1.88 s | 5.86 s | 1.28 s | 0.64 s | 0.48 GB |
 //!
 //! (The other core ran a one-thread distillation during the 1-thread rows, so they carry a
-//! few percent of noise.) So the CPU provider calls graphs on [`CPU_CHUNK`] images at most.
-//! On CUDA a batch is one call: the GPU wants large batches and has the memory for them.
+//! few percent of noise.) Since then the chunks of one call run side by side, one per worker
+//! thread with one ONNX Runtime thread each (`runtime/threads.rs`), and smaller chunks did
+//! best there (ConvNet-3 `grad_vjp`, 2 workers, per 100 images: 806 ms in chunks of 5, 826 ms
+//! of 10, 890 ms of 25, 943 ms of 50; `grad`: 236, 246, 273, 293 ms). So the CPU provider
+//! calls graphs on [`CPU_CHUNK`] = 8 images at most, in an even number of chunks so that two
+//! workers finish together. On CUDA a batch is one call: the GPU wants large batches and has
+//! the memory for them.
 //!
 //! Splitting is exact in arithmetic (the loss is a mean of per-image terms) but changes the
-//! order of float sums, so results match an unsplit call to rounding, and the same chunk
-//! always gives the same bits. A bundle whose graphs use batch statistics (BatchNorm in
+//! order of float sums, so results match an unsplit call to rounding. The chunks depend on
+//! the batch size alone and their results are summed in chunk order, so the same call gives
+//! the same bits on any number of threads. A bundle whose graphs use batch statistics (BatchNorm in
 //! training mode, `batch_statistics` in the manifest) is never split: its chunks would see
 //! other statistics.
 
@@ -34,7 +40,10 @@ use crate::error::Result;
 use crate::runtime::Provider;
 
 /// Images per graph call on the CPU provider (see the module documentation).
-pub const CPU_CHUNK: usize = 32;
+pub const CPU_CHUNK: usize = 8;
+
+/// The fewest images a chunk is cut down to so that the chunks pair up across workers.
+const MIN_CHUNK: usize = 4;
 
 /// The chunk a bundle gets when it is opened: `None` (whole batches) on CUDA or when the
 /// graphs use batch statistics.
@@ -67,8 +76,10 @@ impl Bundle {
         let m = &self.manifest;
         let mut logits = Array2::zeros((x.len_of(Axis(0)), m.num_classes));
         let mut features = Array2::zeros((x.len_of(Axis(0)), m.feature_dim));
-        for r in ranges {
-            let out = self.forward_once(params, x.slice(s![r.clone(), .., .., ..]))?;
+        let parts = self.each_chunk(&ranges, |r| {
+            self.forward_once(params, x.slice(s![r, .., .., ..]))
+        })?;
+        for (r, out) in ranges.into_iter().zip(parts) {
             logits.slice_mut(s![r.clone(), ..]).assign(&out.logits);
             features.slice_mut(s![r, ..]).assign(&out.features);
         }
@@ -86,11 +97,13 @@ impl Bundle {
     ) -> Result<GradOutput> {
         let ranges = self.labelled_ranges(&x, &y, w.as_ref())?;
         let b = x.len_of(Axis(0)) as f32;
-        let mut total: Option<GradOutput> = None;
-        for r in ranges {
-            let share = r.len() as f32 / b;
+        let parts = self.each_chunk(&ranges, |r| {
             let (xc, yc, wc) = split(&x, &y, w.as_ref(), r);
-            let part = self.grad_once(params, xc, yc, wc)?;
+            self.grad_once(params, xc, yc, wc)
+        })?;
+        let mut total: Option<GradOutput> = None;
+        for (r, part) in ranges.into_iter().zip(parts) {
+            let share = r.len() as f32 / b;
             match &mut total {
                 None if share == 1.0 => total = Some(part),
                 None => {
@@ -123,11 +136,13 @@ impl Bundle {
         }
         let b = x.len_of(Axis(0)) as f32;
         let mut x_grad = Array4::zeros(x.raw_dim());
+        let parts = self.each_chunk(&ranges, |r| {
+            let (xc, yc, wc) = split(&x, &y, w.as_ref(), r);
+            self.grad_vjp_once(params, xc, yc, wc, a)
+        })?;
         let mut hv: Option<Params> = None;
-        for r in ranges {
+        for (r, part) in ranges.into_iter().zip(parts) {
             let share = r.len() as f32 / b;
-            let (xc, yc, wc) = split(&x, &y, w.as_ref(), r.clone());
-            let part = self.grad_vjp_once(params, xc, yc, wc, a)?;
             x_grad
                 .slice_mut(s![r, .., .., ..])
                 .assign(&(part.x_grad * share));
@@ -158,13 +173,15 @@ impl Bundle {
             // A mismatched `c` gets its error from the single call.
             return self.features_vjp_once(params, x, c);
         }
-        let mut out = Array4::zeros(x.raw_dim());
-        for r in ranges {
-            let part = self.features_vjp_once(
+        let parts = self.each_chunk(&ranges, |r| {
+            self.features_vjp_once(
                 params,
                 x.slice(s![r.clone(), .., .., ..]),
-                c.slice(s![r.clone(), ..]),
-            )?;
+                c.slice(s![r, ..]),
+            )
+        })?;
+        let mut out = Array4::zeros(x.raw_dim());
+        for (r, part) in ranges.into_iter().zip(parts) {
             out.slice_mut(s![r, .., .., ..]).assign(&part);
         }
         Ok(out)
@@ -182,21 +199,37 @@ impl Bundle {
         if ranges.len() == 1 {
             return self.loss_jvp_once(params, v, x, y);
         }
+        let parts = self.each_chunk(&ranges, |r| {
+            let (xc, yc, _) = split(&x, &y, None, r);
+            self.loss_jvp_once(params, v, xc, yc)
+        })?;
         let mut out = Array1::zeros(x.len_of(Axis(0)));
-        for r in ranges {
-            let (xc, yc, _) = split(&x, &y, None, r.clone());
-            let part = self.loss_jvp_once(params, v, xc, yc)?;
+        for (r, part) in ranges.into_iter().zip(parts) {
             out.slice_mut(s![r]).assign(&part);
         }
         Ok(out)
     }
 
-    /// The chunks of a batch `x`: as few as the chunk size allows, of equal sizes to within
-    /// one image (a batch of 100 in chunks of at most 32 is 25 + 25 + 25 + 25, not a last call
-    /// on 4 images); one range for a small batch, or when not chunking.
+    /// The chunks of a batch `x` (see [`chunk_ranges`]); one range when not chunking.
     fn ranges(&self, x: &ArrayView4<f32>) -> Result<Vec<Range<usize>>> {
         let b = self.check_x(x, "x")?;
-        Ok(even_ranges(b, self.chunk.unwrap_or(b)))
+        Ok(match self.chunk {
+            Some(most) => chunk_ranges(b, most),
+            None => std::iter::once(0..b).collect(),
+        })
+    }
+
+    /// `call` on every chunk, side by side on the runtime's workers; the results in chunk
+    /// order, or the first chunk's error.
+    fn each_chunk<T: Send>(
+        &self,
+        ranges: &[Range<usize>],
+        call: impl Fn(Range<usize>) -> Result<T> + Sync + Send,
+    ) -> Result<Vec<T>> {
+        self.runtime
+            .map_parallel(ranges.len(), |i| call(ranges[i].clone()))
+            .into_iter()
+            .collect()
     }
 
     /// [`Bundle::ranges`] after checking the labels and weights against the batch, so a bad
@@ -219,9 +252,29 @@ impl Bundle {
     }
 }
 
+/// The chunks of a batch of `b` images with at most `most` per call: `ceil(b / most)`
+/// consecutive ranges, one more when that count is odd and every chunk keeps at least
+/// [`MIN_CHUNK`] images (two workers then get the same share: 100 images in chunks of 8 are
+/// 14 calls of 7, not 13 of 7 or 8 with one worker idle at the end), of sizes that differ by
+/// at most one. The plan depends on `b` and `most` alone, never on the thread count, so
+/// results are the same bits on any number of threads.
+fn chunk_ranges(b: usize, most: usize) -> Vec<Range<usize>> {
+    let n = b.div_ceil(most.max(1)).max(1);
+    let n = if n % 2 == 1 && b >= (n + 1) * MIN_CHUNK {
+        n + 1
+    } else {
+        n
+    };
+    ranges_of(b, n)
+}
+
 /// `b` items in `ceil(b / most)` consecutive ranges whose sizes differ by at most one.
 fn even_ranges(b: usize, most: usize) -> Vec<Range<usize>> {
-    let n = b.div_ceil(most.max(1)).max(1);
+    ranges_of(b, b.div_ceil(most.max(1)).max(1))
+}
+
+/// `b` items in `n` consecutive ranges whose sizes differ by at most one.
+fn ranges_of(b: usize, n: usize) -> Vec<Range<usize>> {
     let (base, extra) = (b / n, b % n);
     let mut start = 0;
     (0..n)
@@ -255,7 +308,32 @@ fn split<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::even_ranges;
+    use super::{chunk_ranges, even_ranges};
+
+    #[test]
+    fn batches_split_into_an_even_number_of_near_equal_chunks() {
+        assert_eq!(chunk_ranges(100, 8).len(), 14);
+        assert!(chunk_ranges(100, 8)
+            .iter()
+            .all(|r| (7..=8).contains(&r.len())));
+        assert_eq!(chunk_ranges(256, 8).len(), 32);
+        assert_eq!(chunk_ranges(10, 8), vec![0..5, 5..10]);
+        assert_eq!(chunk_ranges(8, 8), vec![0..4, 4..8]);
+        assert_eq!(chunk_ranges(7, 8), vec![0..7]);
+        assert_eq!(chunk_ranges(1, 8), vec![0..1]);
+        // Three chunks of 3 cannot become four of at least 4.
+        assert_eq!(chunk_ranges(9, 3).len(), 3);
+        for b in 1..300 {
+            let r = chunk_ranges(b, 8);
+            assert_eq!(r.first().unwrap().start, 0);
+            assert_eq!(r.last().unwrap().end, b);
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(
+                r.iter().all(|c| !c.is_empty() && c.len() <= 8),
+                "{b}: {r:?}"
+            );
+        }
+    }
 
     #[test]
     fn batches_split_into_near_equal_chunks() {

@@ -27,10 +27,12 @@ pub use role::{DType, Role, TensorSpec};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 
-/// A loaded, validated bundle. Graph sessions are guarded by mutexes (ONNX Runtime's `run`
-/// needs exclusive access in `ort`), so one `Bundle` may be shared between threads; calls on
-/// the same role are serialised.
+/// A loaded, validated bundle. One `Bundle` may be shared between threads: each graph keeps
+/// a stack of idle sessions (ONNX Runtime's `run` needs exclusive access in `ort`), and a
+/// call takes one, or loads another when all are busy, so concurrent calls (the chunks of a
+/// batch on the runtime's workers) never wait for each other.
 pub struct Bundle {
+    runtime: &'static Runtime,
     dir: PathBuf,
     manifest: Manifest,
     graphs: BTreeMap<Role, Graph>,
@@ -40,7 +42,10 @@ pub struct Bundle {
 
 struct Graph {
     file: PathBuf,
-    session: Mutex<Session>,
+    /// Sessions not running a call now (at most one per concurrent caller is ever loaded).
+    idle: Mutex<Vec<Session>>,
+    /// Intra-op threads of this graph's sessions.
+    intra_threads: usize,
 }
 
 impl Bundle {
@@ -51,7 +56,7 @@ impl Bundle {
     }
 
     /// Opens and validates the bundle in `dir` with an explicit runtime.
-    pub fn open_with(rt: &Runtime, dir: impl AsRef<Path>) -> Result<Bundle> {
+    pub fn open_with(rt: &'static Runtime, dir: impl AsRef<Path>) -> Result<Bundle> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
             return Err(Error::bundle(
@@ -65,6 +70,10 @@ impl Bundle {
         }
         let manifest = Manifest::read(&manifest_path)?;
         let roles = validate::check_graph_table(&manifest, &manifest_path)?;
+        let chunk = chunk::default_chunk(rt.provider(), manifest.batch_statistics);
+        // Chunked calls run side by side on the runtime's workers, one thread each; a graph
+        // that takes whole batches gets the threads itself (runtime/threads.rs).
+        let intra_threads = if chunk.is_some() { 1 } else { rt.threads() };
         let mut graphs = BTreeMap::new();
         for role in roles {
             let spec = &manifest.graphs[role.name()];
@@ -78,18 +87,19 @@ impl Bundle {
                     ),
                 ));
             }
-            let session = rt.load_graph(&file)?;
+            let session = rt.load_graph(&file, intra_threads)?;
             validate::check_session(&session, &manifest, role, &file)?;
             graphs.insert(
                 role,
                 Graph {
                     file,
-                    session: Mutex::new(session),
+                    idle: Mutex::new(vec![session]),
+                    intra_threads,
                 },
             );
         }
-        let chunk = chunk::default_chunk(rt.provider(), manifest.batch_statistics);
         Ok(Bundle {
+            runtime: rt,
             dir,
             manifest,
             graphs,

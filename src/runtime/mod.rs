@@ -37,7 +37,7 @@ pub struct RuntimeConfig {
     pub library: Option<PathBuf>,
     /// Execution provider wanted.
     pub provider: ProviderChoice,
-    /// Intra-op threads per graph session; ONNX Runtime's default (all cores) when `None`.
+    /// Threads that run graph calls (one per core when `None`; capped to the cores).
     pub threads: Option<usize>,
 }
 
@@ -48,8 +48,9 @@ pub struct Runtime {
     version: String,
     provider: Provider,
     provider_note: Option<String>,
-    threads: Option<usize>,
+    threads: usize,
     threads_note: Option<String>,
+    workers: rayon::ThreadPool,
     environment: Environment,
 }
 
@@ -137,7 +138,6 @@ impl Runtime {
         let environment = builder
             .with_name("ddlens")
             .with_telemetry(false)
-            .with_global_thread_pool(threads::global_pool(threads)?)
             .build()
             .map_err(|e| Error::ort("creating the environment", e))?;
         let version = library.version.clone();
@@ -155,6 +155,7 @@ impl Runtime {
             provider_note,
             threads,
             threads_note,
+            workers: threads::workers(threads)?,
             environment,
         })
     }
@@ -184,9 +185,9 @@ impl Runtime {
         self.provider_note.as_deref()
     }
 
-    /// Intra-op threads of the process's one graph pool (`None`: ONNX Runtime's default, one
-    /// per core): the requested count, capped to the available cores.
-    pub fn threads(&self) -> Option<usize> {
+    /// Threads that run graph calls: the requested count (one per core when none was asked
+    /// for), capped to the available cores.
+    pub fn threads(&self) -> usize {
         self.threads
     }
 
@@ -200,27 +201,50 @@ impl Runtime {
         &self.config
     }
 
-    /// A session builder with this runtime's provider, its thread pool and full graph
-    /// optimisation.
-    pub fn session_builder(&self) -> Result<SessionBuilder> {
-        let ctx = "session options";
+    /// A session builder with this runtime's provider, `intra_threads` threads (1: the
+    /// caller's thread alone, no pool; threads.rs says why) and full graph optimisation.
+    pub fn session_builder(&self, intra_threads: usize) -> Result<SessionBuilder> {
+        fn ctx(e: impl std::fmt::Display) -> Error {
+            Error::ort("session options", e.to_string())
+        }
         let mut b = Session::builder(&self.environment)
-            .map_err(|e| Error::ort(ctx, e))?
+            .map_err(ctx)?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| Error::ort(ctx, e))?
+            .map_err(ctx)?
             // Memory patterns pre-plan one allocation per input shape and keep every plan; the
             // analyses call each graph at many batch sizes, so they held gigabytes (a
             // curvature run: 7.7 GB with them, 4.5 GB without, at the same speed).
             .with_memory_pattern(false)
-            .map_err(|e| Error::ort(ctx, e))?;
-        // Threads come from the environment's one pool (threads.rs).
+            .map_err(ctx)?
+            .with_intra_threads(intra_threads.max(1))
+            .map_err(ctx)?
+            .with_inter_threads(1)
+            .map_err(ctx)?
+            // An idle pool must not spin on a core that another session's call needs.
+            .with_intra_op_spinning(false)
+            .map_err(ctx)?;
         provider::register(&mut b, self.provider)?;
         Ok(b)
     }
 
-    /// Loads one ONNX file into a session.
-    pub fn load_graph(&self, path: &Path) -> Result<Session> {
-        self.session_builder()?
+    /// Runs `f(0)`, ..., `f(n - 1)` on the runtime's worker threads, side by side, and returns
+    /// the results in order (`n = 1`: on the calling thread).
+    pub fn map_parallel<T, F>(&self, n: usize, f: F) -> Vec<T>
+    where
+        T: Send,
+        F: Fn(usize) -> T + Sync + Send,
+    {
+        use rayon::prelude::*;
+        if n <= 1 || self.threads == 1 {
+            return (0..n).map(f).collect();
+        }
+        self.workers
+            .install(|| (0..n).into_par_iter().with_max_len(1).map(f).collect())
+    }
+
+    /// Loads one ONNX file into a session with `intra_threads` threads.
+    pub fn load_graph(&self, path: &Path, intra_threads: usize) -> Result<Session> {
+        self.session_builder(intra_threads)?
             .commit_from_file(path)
             .map_err(|e| Error::bundle(path, format!("ONNX Runtime cannot load this graph: {e}")))
     }

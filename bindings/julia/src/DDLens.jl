@@ -132,7 +132,7 @@ const PROVIDERS = Dict(:auto => DDL_PROVIDER_AUTO, :cpu => DDL_PROVIDER_CPU, :cu
     init_runtime(; library=nothing, provider=:auto, threads=0)
 
 Sets ONNX Runtime up for the process (once; see `ddl_runtime_init`). `provider` is `:auto`,
-`:cpu` or `:cuda`; `threads = 0` keeps ONNX Runtime's default.
+`:cpu` or `:cuda`; `threads = 0` uses one worker thread per core.
 """
 function init_runtime(; library::Union{Nothing,AbstractString} = nothing,
                       provider::Symbol = :auto, threads::Integer = 0)
