@@ -269,6 +269,7 @@ fn chunk_ranges(b: usize, most: usize) -> Vec<Range<usize>> {
 }
 
 /// `b` items in `ceil(b / most)` consecutive ranges whose sizes differ by at most one.
+#[cfg(test)]
 fn even_ranges(b: usize, most: usize) -> Vec<Range<usize>> {
     ranges_of(b, b.div_ceil(most.max(1)).max(1))
 }
