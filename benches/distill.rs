@@ -33,6 +33,9 @@
 //! and shows ddlens alone (`--no-torch` skips it). Measurement only: it prints figures and
 //! never fails on them.
 
+#[path = "common/torch.rs"]
+mod torch;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
@@ -226,12 +229,7 @@ fn bench_eval(b: &Bundle, real: &Dataset, o: &Opts, ipc: usize, dsa: bool) -> dd
 /// `eval-dsa-IPC` per epoch), from the JSON object on the last line of its output.
 fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&python).exists() {
-        python
-    } else {
-        "python3".into()
-    };
+    let python = torch::python();
     let data_dir = o
         .data_dir
         .clone()
@@ -253,7 +251,7 @@ fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
         .args(["--eval-epochs", &o.eval_epochs.to_string()])
         .arg("--data-dir")
         .arg(&data_dir)
-        .args(["--device", torch_device(o.provider)])
+        .args(["--device", torch::device(o.provider)])
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
@@ -267,14 +265,6 @@ fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
     let line = text.lines().last().unwrap_or("{}");
     serde_json::from_str(line)
         .map_err(|e| format!("unexpected output from torch_distill.py: {e}: {line}"))
-}
-
-/// The PyTorch device that matches the provider.
-fn torch_device(p: ProviderChoice) -> &'static str {
-    match p {
-        ProviderChoice::Cuda => "cuda",
-        _ => "cpu",
-    }
 }
 
 /// Prints one table row: ddlens's figures, PyTorch's median for `key` when there is one and the

@@ -11,6 +11,9 @@
 //!
 //! Measurement only: it prints figures and never fails on speed.
 
+#[path = "common/torch.rs"]
+mod torch;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
@@ -110,12 +113,7 @@ fn torch_times(
     style: &str,
 ) -> Result<BTreeMap<String, f64>, String> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&python).exists() {
-        python
-    } else {
-        "python3".into()
-    };
+    let python = torch::python();
     let out = Command::new(&python)
         .arg(format!("{root}/benches/torch_roles.py"))
         .arg("--bundle")
@@ -127,7 +125,7 @@ fn torch_times(
             "--repeats",
             &o.repeats.to_string(),
         ])
-        .args(["--device", torch_device(o.provider)])
+        .args(["--device", torch::device(o.provider)])
         .args(["--style", style])
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
@@ -142,14 +140,6 @@ fn torch_times(
     let line = text.lines().last().unwrap_or("{}");
     serde_json::from_str(line)
         .map_err(|e| format!("unexpected output from torch_roles.py: {e}: {line}"))
-}
-
-/// The PyTorch device that matches the provider.
-fn torch_device(p: ProviderChoice) -> &'static str {
-    match p {
-        ProviderChoice::Cuda => "cuda",
-        _ => "cpu",
-    }
 }
 
 fn main() {

@@ -15,6 +15,9 @@
 //! ratio ddlens/PyTorch and PyTorch's peak RSS. Measurement only: it prints figures and never
 //! fails on them.
 
+#[path = "common/torch.rs"]
+mod torch;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -156,12 +159,7 @@ fn run_child(o: &Opts, steps: usize) {
 /// Seconds and peak RSS per N of the same iteration in PyTorch (benches/torch_unroll.py).
 fn torch_times(o: &Opts) -> Result<serde_json::Value, String> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let venv = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&venv).exists() {
-        venv
-    } else {
-        "python3".into()
-    };
+    let python = torch::python();
     let steps: Vec<String> = o.steps.iter().map(|s| s.to_string()).collect();
     let mut cmd = Command::new(&python);
     cmd.arg(format!("{root}/benches/torch_unroll.py"))
@@ -169,7 +167,7 @@ fn torch_times(o: &Opts) -> Result<serde_json::Value, String> {
         .args(["--ipc", &o.ipc.to_string()])
         .args(["--iters", &o.iters.to_string()])
         .args(["--threads", &o.threads.to_string()])
-        .args(["--device", torch_device(o.provider)]);
+        .args(["--device", torch::device(o.provider)]);
     if let Some(b) = o.batch {
         cmd.args(["--batch", &b.to_string()]);
     }
@@ -181,14 +179,6 @@ fn torch_times(o: &Opts) -> Result<serde_json::Value, String> {
     }
     let line = text.lines().last().unwrap_or("{}");
     serde_json::from_str(line).map_err(|e| format!("torch_unroll.py printed {line:?}: {e}"))
-}
-
-/// The PyTorch device that matches the provider.
-fn torch_device(p: ProviderChoice) -> &'static str {
-    match p {
-        ProviderChoice::Cuda => "cuda",
-        _ => "cpu",
-    }
 }
 
 /// Runs one N in a fresh child process and returns its JSON line.
