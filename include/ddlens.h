@@ -442,7 +442,8 @@ DdlStatus ddl_dataset_load(const char *name,
 // * `images`: `shape[0] x shape[1] x shape[2] x shape[3]` (N x C x H x W) elements, row-major
 //   (C order), of type `dtype`: `DDL_DTYPE_F32` or `DDL_DTYPE_U8` (other values:
 //   `DDL_STATUS_INVALID_ARGUMENT`). `ndim` must be 4.
-// * `labels`: `num_labels` (must equal N) class indices in `0..num_classes`.
+// * `labels`: `num_labels` (must equal N) class indices in `0..num_classes`; `num_classes` is
+//   at least 1 and at most 2^20 (`DDL_STATUS_INVALID_ARGUMENT` otherwise).
 // * `mean`, `std`: C floats each, or both NULL. With them, pixels are normalised as
 //   `(p - mean) / std` where `p` is the float pixel in [0, 1] (F32) or `byte / 255` (U8); use
 //   `ddl_bundle_normalization` to get the model's constants. Without them, F32 images are

@@ -520,6 +520,10 @@ pub fn window_difference(r: &CurvatureResult, set: usize) -> Option<(Interval, f
         return None;
     }
     let (real, s) = (&r.sets[0].traces, &r.sets[set].traces);
+    // Fewer traces than steps only come from a damaged result file.
+    if at.iter().any(|&i| i >= real.len() || i >= s.len()) {
+        return None;
+    }
     let m = at.len() as f64;
     let diff = at.iter().map(|&i| s[i].trace - real[i].trace).sum::<f64>() / m;
     let var: f64 = at

@@ -423,7 +423,8 @@ pub fn verdict(r: &MixingResult) -> Verdict {
         .iter()
         .filter(|c| c.kind == CurveKind::Distilled)
         .map(|c| match (zero, few) {
-            (Some(z), Some(f)) => {
+            // A curve with fewer points than `ks` only comes from a damaged result file.
+            (Some(z), Some(f)) if f.max(z) < c.points.len() => {
                 let paired: Vec<f64> = c.points[f]
                     .accuracies
                     .iter()
@@ -434,6 +435,10 @@ pub fn verdict(r: &MixingResult) -> Verdict {
                 v.reason = format!("k = {} vs k = 0: {}", r.ks[f], v.reason);
                 v
             }
+            (Some(_), Some(_)) => CLAIM.unmeasured(
+                &c.name,
+                format!("{} points for ks {:?}", c.points.len(), r.ks),
+            ),
             _ => CLAIM.unmeasured(
                 &c.name,
                 format!(

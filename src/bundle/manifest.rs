@@ -184,17 +184,36 @@ impl Manifest {
         if self.params.is_empty() {
             return fail("field `params` is empty".into());
         }
+        let mut total = 0usize;
         for (i, p) in self.params.iter().enumerate() {
             if p.shape.contains(&0) {
                 return fail(format!("params[{i}] (`{}`) has a zero dimension", p.name));
             }
-            if let Init::Uniform { low, high } = p.init {
-                if low >= high || low.is_nan() || high.is_nan() {
+            // Every parameter is allocated as f32 and counted in `num_parameters`.
+            let count = p.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            match count.and_then(|c| total.checked_add(c)) {
+                Some(t) if t <= isize::MAX as usize / 4 => total = t,
+                _ => {
                     return fail(format!(
-                        "params[{i}] (`{}`): uniform init needs low < high",
-                        p.name
-                    ));
+                        "params[{i}] (`{}`) has shape {:?}: too many elements",
+                        p.name, p.shape
+                    ))
                 }
+            }
+            // The initialisers (`Params::init`) need finite bounds with a finite spread. JSON
+            // has no infinities, but through the `kind`-tagged enum a number beyond f32's
+            // range (1e39) reads as one.
+            let bad = match p.init {
+                Init::Uniform { low, high } => (!(low < high && (high - low).is_finite()))
+                    .then_some("uniform init needs low < high, both finite"),
+                Init::Normal { mean, std } => (!(mean.is_finite() && std.is_finite()))
+                    .then_some("normal init needs a finite mean and std"),
+                Init::Constant { value } => {
+                    (!value.is_finite()).then_some("constant init needs a finite value")
+                }
+            };
+            if let Some(why) = bad {
+                return fail(format!("params[{i}] (`{}`): {why}", p.name));
             }
         }
         Ok(())

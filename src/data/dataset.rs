@@ -8,6 +8,11 @@ use super::{data_err, dataset_origin};
 use crate::bundle::Manifest;
 use crate::error::Result;
 
+/// The most classes a dataset may have. Per-class tables ([`Dataset::class_counts`] and
+/// the like) are allocated up front, so a class count taken from a hostile file (a distilled
+/// set's `num_classes`, or its largest label + 1) must be bounded before they are.
+pub(crate) const MAX_CLASSES: usize = 1 << 20;
+
 /// Labelled images: `N x C x H x W` `f32` in normalised space, labels in `0..num_classes`.
 ///
 /// The constructor checks that lengths agree, labels are in range and pixels are finite, so a
@@ -212,6 +217,16 @@ impl Dataset {
             return Err(data_err(
                 dataset_origin(&self.name),
                 format!("{n} images but {} labels", self.labels.len()),
+            ));
+        }
+        if self.num_classes > MAX_CLASSES {
+            return Err(data_err(
+                dataset_origin(&self.name),
+                format!(
+                    "{} classes is more than the {MAX_CLASSES} ddlens supports (a class count \
+                     read from a file, or one more than its largest label, is implausible)",
+                    self.num_classes
+                ),
             ));
         }
         if c * h * w == 0 || self.num_classes == 0 {

@@ -191,7 +191,15 @@ fn images_tensor(tensors: &SafeTensors, origin: &str) -> Result<Array4<f32>> {
         .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().expect("4")));
-    Ok(Array4::from_shape_vec(shape, values.collect()).expect("safetensors checked the size"))
+    // safetensors checked that the data fits the shape, but a shape with a zero dimension
+    // holds no data whatever the others are, and ndarray refuses one whose other dimensions
+    // multiply past `isize::MAX`.
+    Array4::from_shape_vec(shape, values.collect()).map_err(|e| {
+        data_err(
+            origin,
+            format!("tensor `images` has shape {shape:?}, which no array can have: {e}"),
+        )
+    })
 }
 
 fn labels_tensor(tensors: &SafeTensors, origin: &str) -> Result<Array1<i64>> {

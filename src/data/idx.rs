@@ -33,7 +33,7 @@ pub struct IdxImages {
 
 /// Reads an IDX image file (magic `0x00000803`), raw or gzip.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, IMAGES_MAGIC, 3)?;
     let dims = parse_header(path, &bytes, IMAGES_MAGIC, 3)?;
     let pixels = take_body(path, bytes, &dims)?;
     Ok(IdxImages {
@@ -46,7 +46,7 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 
 /// Reads an IDX label file (magic `0x00000801`), raw or gzip.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, LABELS_MAGIC, 1)?;
     let dims = parse_header(path, &bytes, LABELS_MAGIC, 1)?;
     take_body(path, bytes, &dims)
 }
@@ -115,21 +115,35 @@ fn require(dir: &Path, prefix: &str, kind: &str) -> Result<PathBuf> {
     })
 }
 
-/// The whole file, decompressed when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+/// The whole file, decompressed when it starts with the gzip magic. Decompression stops one
+/// byte past the size the header announces (enough to report trailing bytes), so a small
+/// hostile file (a "gzip bomb") cannot expand into more memory than the data it claims to hold.
+fn read_maybe_gz(path: &Path, magic: u32, ndim: usize) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
-    MultiGzDecoder::new(raw.as_slice())
+    let corrupt = |e: std::io::Error| {
+        data_err(
+            path.display(),
+            format!("corrupt or truncated gzip data: {e}"),
+        )
+    };
+    let header_len = 4 + 4 * ndim;
+    let mut decoder = MultiGzDecoder::new(raw.as_slice());
+    let mut out = Vec::with_capacity(header_len);
+    (&mut decoder)
+        .take(header_len as u64)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            data_err(
-                path.display(),
-                format!("corrupt or truncated gzip data: {e}"),
-            )
-        })?;
+        .map_err(corrupt)?;
+    let dims = parse_header(path, &out, magic, ndim)?;
+    // A body too large to count is reported by `take_body` without reading it.
+    if let Some(body) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        decoder
+            .take((body as u64).saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(corrupt)?;
+    }
     Ok(out)
 }
 

@@ -21,6 +21,7 @@ mod zoo;
 pub use batch::{Batch, Batches};
 pub use cifar::{load_cifar10_split, read_cifar10_batch, CIFAR10_RECORD_BYTES};
 pub use dataset::Dataset;
+pub(crate) use dataset::MAX_CLASSES;
 pub use distilled::DistilledSet;
 pub use idx::{load_idx_split, read_idx_images, read_idx_labels, IdxImages};
 pub use memory::{from_memory_f32, from_memory_u8};

@@ -4,10 +4,13 @@
 //! Images may be float32 or float64 (NumPy's default, converted), labels int64 or int32.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
-use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadNpzError, ReadableElement};
+use ndarray_npy::npy::header::Header;
+use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement};
+use zip::ZipArchive;
 
 use super::distilled::{file_stem, infer_classes};
 use super::{data_err, Dataset, DistilledMeta, DistilledSet};
@@ -16,7 +19,7 @@ use crate::error::{Error, Result};
 /// Where one array is read from.
 enum Source<'a> {
     Npy(&'a Path),
-    Npz(&'a mut NpzReader<File>),
+    Npz(&'a mut ZipArchive<File>),
 }
 
 /// Why reading one array as one element type failed.
@@ -63,7 +66,7 @@ impl DistilledSet {
         meta: DistilledMeta,
     ) -> Result<DistilledSet> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive = NpzReader::new(file)
+        let mut archive = ZipArchive::new(file)
             .map_err(|e| data_err(path.display(), format!("not a valid .npz archive: {e}")))?;
         let images = read_images(&mut Source::Npz(&mut archive), path)?;
         let labels = read_labels(&mut Source::Npz(&mut archive), path)?;
@@ -145,16 +148,92 @@ fn read_float(src: &mut Source, name: &str, path: &Path) -> Result<Option<ArrayD
 }
 
 fn read<T: ReadableElement>(src: &mut Source, name: &str) -> Result<ArrayD<T>, Failure> {
-    match src {
-        Source::Npy(path) => {
-            let file = File::open(path).map_err(|e| Failure::Other(e.to_string()))?;
-            ArrayD::<T>::read_npy(file).map_err(npy_failure)
+    let bytes = match src {
+        Source::Npy(path) => std::fs::read(path).map_err(|e| Failure::Other(e.to_string()))?,
+        Source::Npz(archive) => entry_bytes(archive, name)?,
+    };
+    check_npy_sizes(&bytes).map_err(Failure::Other)?;
+    ArrayD::<T>::read_npy(bytes.as_slice()).map_err(npy_failure)
+}
+
+/// The bytes of array `name` (`name` or `name.npy`, as NumPy names them) in an archive, read
+/// no further than the size its zip entry declares: a small archive whose data inflates
+/// beyond that (a "zip bomb") is refused before it fills memory.
+fn entry_bytes(archive: &mut ZipArchive<File>, name: &str) -> Result<Vec<u8>, Failure> {
+    let index = archive
+        .index_for_name(name)
+        .or_else(|| archive.index_for_name(&format!("{name}.npy")))
+        .ok_or(Failure::Missing)?;
+    let entry = archive
+        .by_index(index)
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    let declared = entry.size();
+    let mut bytes = Vec::new();
+    entry
+        .take(declared.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    if bytes.len() as u64 > declared {
+        return Err(Failure::Other(format!(
+            "the zip entry inflates to more than the {declared} bytes it declares"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Checks the sizes an `.npy` header announces against the bytes there are, before
+/// ndarray-npy allocates for them: the header length (up to 4 GiB in format 2 and 3) and the
+/// element count (every element takes at least one byte). A few hundred hostile bytes
+/// announcing a huge array are then an error, not an allocation of that array. A shape with a
+/// zero dimension holds nothing, but ndarray-npy panics when its other dimensions multiply
+/// past `isize::MAX`, so that is refused too.
+fn check_npy_sizes(bytes: &[u8]) -> Result<(), String> {
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    let truncated = || "truncated .npy header".to_string();
+    if !bytes.starts_with(MAGIC) {
+        // Let ndarray-npy name what is wrong.
+        return Ok(());
+    }
+    let (len_bytes, header_len) = match bytes.get(MAGIC.len()) {
+        Some(1) => {
+            let b = bytes.get(8..10).ok_or_else(truncated)?;
+            (2, usize::from(u16::from_le_bytes([b[0], b[1]])))
         }
-        Source::Npz(archive) => archive.by_name(name).map_err(|e| match e {
-            ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => Failure::Missing,
-            ReadNpzError::Npy(e) => npy_failure(e),
-            other => Failure::Other(other.to_string()),
-        }),
+        Some(2 | 3) => {
+            let b = bytes.get(8..12).ok_or_else(truncated)?;
+            (4, u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        }
+        _ => return Ok(()),
+    };
+    let data_start = 8 + len_bytes + header_len;
+    if data_start > bytes.len() {
+        return Err(format!(
+            "the .npy header announces {header_len} header bytes, the file has {}",
+            bytes.len()
+        ));
+    }
+    let mut head = &bytes[..data_start];
+    let Ok(header) = Header::from_reader(&mut head) else {
+        // ndarray-npy reports the parse error itself.
+        return Ok(());
+    };
+    let data = bytes.len() - data_start;
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let nonzero = header
+        .shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    match (count, nonzero) {
+        (Some(n), Some(m)) if n <= data && m <= isize::MAX as usize => Ok(()),
+        _ => Err(format!(
+            "the .npy header announces shape {:?}, more elements than the {data} data bytes \
+             of the file hold",
+            header.shape
+        )),
     }
 }
 

@@ -16,6 +16,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use super::synthetic::Synthetic;
+use crate::data::MAX_CLASSES;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
@@ -142,6 +143,12 @@ impl Checkpoint {
         }
         let iteration: usize = parse(&key("iteration")?, "iteration")?;
         let num_classes: usize = parse(&key("num_classes")?, "num_classes")?;
+        // Per-class tables are allocated from it on resume.
+        if !(1..=MAX_CLASSES).contains(&num_classes) {
+            return Err(format!(
+                "metadata `num_classes` is {num_classes}, expected 1..={MAX_CLASSES}"
+            ));
+        }
         let fingerprint: serde_json::Value =
             serde_json::from_str(&key("run")?).map_err(|e| format!("metadata `run`: {e}"))?;
 

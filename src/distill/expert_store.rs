@@ -188,6 +188,39 @@ fn save_progress(
     write_atomic(&state_path(dir, run.index), &json)
 }
 
+/// The states of the experts among the first `n` that `dir` already holds, by index. The folder
+/// is listed rather than probed once per expert asked for, so that an absurd `n` (say 2^40,
+/// through the C ABI) costs nothing before the first progress report.
+fn existing_states(
+    dir: &Path,
+    n: usize,
+    settings: &Settings,
+) -> Result<std::collections::BTreeMap<usize, ExpertState>> {
+    // A folder that cannot be listed holds no experts; creating it reports the problem.
+    let mut found: Vec<usize> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            name.to_str()?
+                .strip_prefix("expert-")?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|&i| i < n)
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    let mut states = std::collections::BTreeMap::new();
+    for i in found {
+        if let Some(state) = read_state(dir, i, settings)? {
+            states.insert(i, state);
+        }
+    }
+    Ok(states)
+}
+
 /// Generates `n` experts into `dir` (created if needed), continuing any expert an earlier,
 /// interrupted call with the same settings left unfinished, and writes the index last. The
 /// result is bit-identical to an uninterrupted generation ([`super::generate_experts`] and
@@ -208,15 +241,11 @@ pub fn generate_experts_into(
     }
     check_inputs(bundle, real, config)?;
     let settings = Settings::new(bundle.manifest(), config, seed);
-    let states = (0..n)
-        .map(|i| read_state(dir, i, &settings))
-        .collect::<Result<Vec<_>>>()?;
+    let states = existing_states(dir, n, &settings)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     // The index is what makes a folder usable: never leave one beside unfinished experts.
     let index_file = dir.join("experts.json");
-    let complete = states
-        .iter()
-        .all(|s| s.as_ref().is_some_and(|s| s.epoch == config.epochs));
+    let complete = states.len() == n && states.values().all(|s| s.epoch == config.epochs);
     if index_file.exists() && !complete {
         std::fs::remove_file(&index_file).map_err(|e| Error::io(&index_file, e))?;
     }
@@ -227,10 +256,10 @@ pub fn generate_experts_into(
             format!("{n} experts of {epochs} epochs is too many"),
         )
     })?;
-    let done_before: usize = states.iter().flatten().map(|s| s.epoch).sum();
+    let done_before: usize = states.values().map(|s| s.epoch).sum();
     progress.report("experts", done_before, total)?;
-    for (i, state) in states.iter().enumerate() {
-        let mut run = match state {
+    for i in 0..n {
+        let mut run = match states.get(&i) {
             Some(s) => resume_run(dir, bundle, config, &settings, i, s)?,
             None => {
                 let sub = dir.join(format!("expert-{i:04}"));

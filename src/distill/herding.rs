@@ -29,7 +29,8 @@ pub fn herding_set(
 ) -> Result<Synthetic> {
     real.check_against(bundle.manifest())?;
     let classes = real.class_indices();
-    let mut picked = Vec::with_capacity(ipc * classes.len());
+    // No reservation: `ipc` comes from the caller and is checked against each class below.
+    let mut picked = Vec::new();
     for (c, members) in classes.iter().enumerate() {
         if members.len() < ipc {
             return Err(Error::invalid(

@@ -182,7 +182,12 @@ pub unsafe extern "C" fn ddl_analyze(
     match name {
         // SAFETY: forwarded contract.
         Ok(n) => unsafe { analyze_named("ddl_analyze", n, a) },
-        Err(e) => ffi_call("ddl_analyze", || Err(e)),
+        Err(e) => ffi_call("ddl_analyze", || {
+            // Like every failure, this one leaves the output NULL.
+            // SAFETY: forwarded contract.
+            unsafe { args::out_string(a.out_json, "out_json") }?;
+            Err(e)
+        }),
     }
 }
 

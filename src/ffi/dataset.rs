@@ -80,12 +80,18 @@ fn null_slot<T>(slot: &mut *mut T) -> &mut *mut T {
     slot
 }
 
+/// The most classes a dataset made from caller memory may declare: far beyond any
+/// classification benchmark, and small enough for the per-class tables (counts, indices by
+/// class) that sampling, descriptions and analyses build.
+const MAX_CLASSES: usize = 1 << 20;
+
 /// Creates a dataset by copying caller memory; nothing is borrowed after the call returns.
 ///
 /// * `images`: `shape[0] x shape[1] x shape[2] x shape[3]` (N x C x H x W) elements, row-major
 ///   (C order), of type `dtype`: `DDL_DTYPE_F32` or `DDL_DTYPE_U8` (other values:
 ///   `DDL_STATUS_INVALID_ARGUMENT`). `ndim` must be 4.
-/// * `labels`: `num_labels` (must equal N) class indices in `0..num_classes`.
+/// * `labels`: `num_labels` (must equal N) class indices in `0..num_classes`; `num_classes` is
+///   at least 1 and at most 2^20 (`DDL_STATUS_INVALID_ARGUMENT` otherwise).
 /// * `mean`, `std`: C floats each, or both NULL. With them, pixels are normalised as
 ///   `(p - mean) / std` where `p` is the float pixel in [0, 1] (F32) or `byte / 255` (U8); use
 ///   `ddl_bundle_normalization` to get the model's constants. Without them, F32 images are
@@ -136,6 +142,12 @@ pub unsafe extern "C" fn ddl_dataset_from_memory(
             ));
         }
         args::positive(num_classes, "num_classes")?;
+        if num_classes > MAX_CLASSES {
+            return Err(FfiError::invalid(
+                "num_classes",
+                format!("is {num_classes}, at most {MAX_CLASSES} classes are supported"),
+            ));
+        }
         let len = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))

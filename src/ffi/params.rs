@@ -279,9 +279,16 @@ pub unsafe extern "C" fn ddl_params_tensor_shape(
             )
         };
         let dims = &p.specs[p.tensor_index(name)?].shape;
-        *ndim = dims.len();
+        // The rank is written on success and on a short buffer only (to size it), like every
+        // scalar output, not after another failure.
         // SAFETY: forwarded contract.
-        let dst = unsafe { args::out_slice(shape, capacity, dims.len(), "shape") }?;
+        let dst =
+            unsafe { args::out_slice(shape, capacity, dims.len(), "shape") }.inspect_err(|e| {
+                if e.status == DdlStatus::BufferTooSmall {
+                    *ndim = dims.len();
+                }
+            })?;
+        *ndim = dims.len();
         dst.copy_from_slice(dims);
         Ok(())
     })

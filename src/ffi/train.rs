@@ -43,11 +43,13 @@ pub unsafe extern "C" fn ddl_train(
     out_json: *mut *mut c_char,
 ) -> DdlStatus {
     ffi_call("ddl_train", || {
+        // The optional output first: it must be NULL after any failure, a NULL `out_params`
+        // included.
         // SAFETY: forwarded contract.
-        let (out, out_json) = unsafe {
+        let (out_json, out) = unsafe {
             (
-                args::out_handle(out_params, "out_params")?,
                 args::opt_out_string(out_json, "out_json")?,
+                args::out_handle(out_params, "out_params")?,
             )
         };
         // SAFETY: forwarded contract.

@@ -144,10 +144,9 @@ pub unsafe extern "C" fn ddl_train_config_from_json(
     out: *mut *mut DdlTrainConfig,
 ) -> DdlStatus {
     ffi_call("ddl_train_config_from_json", || {
+        // `give` sets `*out` to NULL first, so that it is NULL after a NULL `json` too.
         // SAFETY: forwarded contract.
-        let text = unsafe { args::string(json, "json") }?;
-        // SAFETY: forwarded contract.
-        unsafe { give(out, || parse_config(text)) }
+        unsafe { give(out, || parse_config(args::string(json, "json")?)) }
     })
 }
 

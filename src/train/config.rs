@@ -124,7 +124,8 @@ impl TrainConfig {
 
     /// Total number of updates on a dataset of `n` examples.
     pub fn total_steps(&self, n: usize) -> usize {
-        let all = self.epochs * self.steps_per_epoch(n);
+        // Saturating: epochs come from the caller, and a run that long never ends anyway.
+        let all = self.epochs.saturating_mul(self.steps_per_epoch(n));
         self.max_steps.map_or(all, |m| m.min(all))
     }
 

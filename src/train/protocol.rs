@@ -144,16 +144,21 @@ pub fn standard_evaluation(
     progress: &mut dyn Progress,
 ) -> Result<EvalSummary> {
     eval.validate()?;
-    let mut accuracies = Vec::with_capacity(eval.runs);
+    // `runs` comes from the caller (possibly absurd through the C ABI): no reservation for it.
+    let mut accuracies = Vec::new();
     for run in 0..eval.runs {
         let config = eval.train_config(train_set.len(), run);
         let per_run = config.total_steps(train_set.len());
-        let total = per_run * eval.runs;
+        let total = per_run.saturating_mul(eval.runs);
         progress.note(&format!("run {}/{}", run + 1, eval.runs));
         let mut run_hook = |ctx: &StepContext<'_>| {
             // Step 0 of a later run is the last step of the previous one: report it once.
             if run == 0 || ctx.step > 0 {
-                progress.report("train", run * per_run + ctx.step, total)?;
+                progress.report(
+                    "train",
+                    run.saturating_mul(per_run).saturating_add(ctx.step),
+                    total,
+                )?;
             }
             Ok(Control::Continue)
         };

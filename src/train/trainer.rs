@@ -69,7 +69,9 @@ pub fn train(
     aug_rng.set_stream(AUGMENT_STREAM);
     let mut sgd = Sgd::new(config.sgd);
     let mut params = init;
-    let mut log = Vec::with_capacity(total);
+    // `total` comes from the caller's settings (possibly absurd, e.g. 2^40 epochs through the C
+    // ABI): reserve for a typical run only, never for what an allocation cannot hold.
+    let mut log = Vec::with_capacity(total.min(1 << 16));
     let mut order: Vec<usize> = (0..data.len()).collect();
     if notify(hooks, bundle, &params, 0, total, f32::NAN, config.lr)? == Control::Stop {
         return Ok(outcome(params, log, true));

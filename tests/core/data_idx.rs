@@ -109,6 +109,24 @@ fn truncated_gzip_stream_is_an_error_naming_the_file() {
     assert!(msg.contains("cut-images-idx3-ubyte.gz"), "{msg}");
 }
 
+/// A gzip file inflates to up to ~1000 times its size; the reader stops one byte past what the
+/// header announces (here 20 bytes, not the 8 MiB the stream holds), so a small hostile file
+/// cannot fill memory, and the extra data is still reported.
+#[test]
+fn gzip_data_past_the_header_is_not_inflated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = images_file(1, 2, 2, &[1, 2, 3, 4]);
+    bytes.extend(std::iter::repeat_n(0u8, 8 << 20));
+    let path = dir.path().join("bomb-images-idx3-ubyte.gz");
+    std::fs::write(&path, gzip(&bytes)).unwrap();
+    let msg = err_text(read_idx_images(&path));
+    assert!(msg.contains("bomb-images-idx3-ubyte.gz"), "{msg}");
+    assert!(
+        msg.contains("trailing bytes") && msg.contains("needs 20 bytes, found 21"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn bad_magic_names_file_and_magic() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 //! Needs `cc` and `c++` (C++20) on the PATH; the C and C++ examples also need Fashion-MNIST
 //! (installed by `scripts/setup`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -153,6 +154,88 @@ fn c_api_misuse_threads_and_flow_under_asan() {
     let exe = compile("tests/ffi_c/c_api_test.c", dir.path());
     let out = run(&exe, &[path_str(&models_dir()), path_str(dir.path())]);
     assert!(out.contains("c_api_test: all checks passed"), "{out}");
+}
+
+/// The functions the C header declares: every `ddl_<name>(` outside comments.
+fn header_functions() -> BTreeSet<String> {
+    let header =
+        std::fs::read_to_string(root().join("include/ddlens.h")).expect("include/ddlens.h");
+    let mut code = String::new();
+    let mut rest = header.as_str();
+    while let Some(i) = rest.find("/*") {
+        code.push_str(&rest[..i]);
+        rest = rest[i..].find("*/").map_or("", |j| &rest[i + j + 2..]);
+    }
+    code.push_str(rest);
+    let mut names = BTreeSet::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or("");
+        for (i, _) in line.match_indices("ddl_") {
+            let before = line[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let tail = &line[i..];
+            let len = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            if tail[len..].trim_start().starts_with('(') {
+                names.insert(tail[..len].to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Random call sequences over the whole C ABI (tests/ffi_c/c_api_property.c): random NULLs,
+/// lengths, enum values and strings on live handles and on freed-then-NULLed ones. The program
+/// checks every status and message itself and must exit cleanly under AddressSanitizer; here
+/// its summary must say so, and the functions it called plus those it skips (each with a reason)
+/// must be exactly the header's, so that a new function without a generator fails this test.
+/// `C_API_PROPERTY_SEED` and `C_API_PROPERTY_CALLS` run other seeds or lengths.
+#[test]
+fn c_api_random_call_sequences_under_asan() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile("tests/ffi_c/c_api_property.c", dir.path());
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut args = vec![
+        path_str(&models_dir()).to_string(),
+        path_str(&work).to_string(),
+    ];
+    if let Ok(seed) = std::env::var("C_API_PROPERTY_SEED") {
+        args.push(seed);
+        args.extend(std::env::var("C_API_PROPERTY_CALLS"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&exe, &args);
+    let summary = out
+        .lines()
+        .find_map(|l| l.strip_prefix("c_api_property: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    assert!(summary.ends_with("all checks passed"), "{out}");
+    let distinct: usize = number_after(summary, "calls,") as usize;
+    let listed = |prefix: &str| -> BTreeSet<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .flat_map(|l| l.split_whitespace().take_while(|w| w.starts_with("ddl_")))
+            .map(str::to_string)
+            .collect()
+    };
+    let covered = listed("covered: ");
+    let skipped = listed("skipped: ");
+    assert_eq!(distinct, covered.len(), "{out}");
+    let header = header_functions();
+    assert!(header.len() > 90, "the header parser found {header:?}");
+    let accounted: BTreeSet<String> = covered.union(&skipped).cloned().collect();
+    let missing: Vec<_> = header.difference(&accounted).collect();
+    let unknown: Vec<_> = accounted.difference(&header).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "header functions neither called nor skipped (with a reason) by c_api_property.c: \
+         {missing:?}; not in the header: {unknown:?}\n{out}"
+    );
+    assert_eq!(distinct + skipped.len(), header.len(), "{out}");
 }
 
 #[test]

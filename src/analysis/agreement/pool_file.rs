@@ -214,7 +214,8 @@ pub fn merge_pool(
         .first()
         .ok_or_else(|| Error::invalid("--merge", "no pool files to merge"))?;
     let count = first.shard.count;
-    let mut seen = vec![false; count];
+    // The shards seen, as a set: `count` comes from a file and may be huge.
+    let mut seen = std::collections::BTreeSet::new();
     for s in shards {
         if s.shard.count != count {
             return Err(Error::invalid(
@@ -225,7 +226,7 @@ pub fn merge_pool(
                 ),
             ));
         }
-        if std::mem::replace(&mut seen[s.shard.index], true) {
+        if !seen.insert(s.shard.index) {
             return Err(Error::invalid(
                 "--merge",
                 format!("shard {} is given twice", s.shard),
@@ -242,14 +243,23 @@ pub fn merge_pool(
             ));
         }
     }
+    // Names the first few missing shards (there may be billions).
+    const SHOWN: usize = 10;
     let missing: Vec<String> = (0..count)
-        .filter(|&i| !seen[i])
+        .filter(|i| !seen.contains(i))
+        .take(SHOWN)
         .map(|i| format!("{i}/{count}"))
         .collect();
     if !missing.is_empty() {
+        let more = count.saturating_sub(seen.len()).saturating_sub(SHOWN);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         return Err(Error::invalid(
             "--merge",
-            format!("missing shards: {}", missing.join(", ")),
+            format!("missing shards: {}{more}", missing.join(", ")),
         ));
     }
     let mut members: Vec<PoolMember> = shards.iter().flat_map(|s| s.members.clone()).collect();

@@ -50,11 +50,13 @@ pub unsafe extern "C" fn ddl_distill(
     out_json: *mut *mut c_char,
 ) -> DdlStatus {
     ffi_call("ddl_distill", || {
+        // The optional output first: it must be NULL after any failure, a NULL `out_set`
+        // included.
         // SAFETY: forwarded contract.
-        let (out, out_json) = unsafe {
+        let (out_json, out) = unsafe {
             (
-                args::out_handle(out_set, "out_set")?,
                 args::opt_out_string(out_json, "out_json")?,
+                args::out_handle(out_set, "out_set")?,
             )
         };
         // SAFETY: forwarded contract.
