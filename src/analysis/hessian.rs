@@ -103,7 +103,7 @@ pub fn hutchinson_trace(
     if max_probes == 0 {
         return Err(Error::invalid("max_probes", "must be at least 1"));
     }
-    let mut samples = Vec::with_capacity(max_probes);
+    let mut samples = Vec::new(); // `max_probes` is the caller's: no reservation
     let mut previous = 0.0f64;
     for _ in 0..max_probes {
         let v = rademacher(op.params, rng);
@@ -139,7 +139,7 @@ pub fn hutchinson_trace_to(
     if max_probes == 0 {
         return Err(Error::invalid("max_probes", "must be at least 1"));
     }
-    let mut samples = Vec::with_capacity(max_probes);
+    let mut samples = Vec::new(); // `max_probes` is the caller's: no reservation
     for _ in 0..max_probes {
         let v = rademacher(op.params, rng);
         samples.push(v.dot(&op.apply(&v)?));
@@ -194,8 +194,9 @@ pub fn lanczos(op: &HessianOperator<'_>, start: &Params, iters: usize) -> Result
     }
     let mut q = start.clone();
     q.scale((1.0 / norm) as f32);
-    let mut basis: Vec<Params> = Vec::with_capacity(iters);
-    let (mut alpha, mut beta) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    // `iters` is the caller's (possibly absurd): the vectors grow as the iterations run.
+    let mut basis: Vec<Params> = Vec::new();
+    let (mut alpha, mut beta) = (Vec::new(), Vec::new());
     for k in 0..iters {
         let mut w = op.apply(&q)?;
         let a = w.dot(&q);

@@ -277,7 +277,7 @@ pub fn mixing(
             } else {
                 data.concat(extra)?
             };
-            let mut accuracies = Vec::with_capacity(config.runs);
+            let mut accuracies = Vec::new(); // `runs` is the caller's: no reservation
             for run in 0..config.runs {
                 let tc = config.train_config(run);
                 let base = done;

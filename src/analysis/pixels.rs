@@ -95,8 +95,13 @@ pub fn pixels(
     config: &PixelsConfig,
     progress: &mut dyn Progress,
 ) -> Result<PixelsResult> {
-    if config.bins == 0 {
-        return Err(Error::invalid("bins", "must be at least 1"));
+    // Every set's histogram holds `bins` counts, allocated up front.
+    const MAX_BINS: usize = 1 << 20;
+    if !(1..=MAX_BINS).contains(&config.bins) {
+        return Err(Error::invalid(
+            "bins",
+            format!("must be in 1..={MAX_BINS}, got {}", config.bins),
+        ));
     }
     let sample = real_sample(real.train, config)?;
     let mut all: Vec<(&str, &Dataset)> = vec![("real", &sample)];

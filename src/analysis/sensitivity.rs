@@ -515,7 +515,7 @@ pub fn sensitivity(
                 Kind::Arch(i) => &bundles[i],
                 _ => model,
             };
-            let mut accuracies = Vec::with_capacity(config.runs);
+            let mut accuracies = Vec::new(); // `runs` is the caller's: no reservation
             let mut diverged_runs = 0;
             for run in 0..config.runs {
                 let tc = config.setup_config(s.kind, n, lr, run);

@@ -107,9 +107,9 @@ pub fn generate_experts(
     seed: u64,
     progress: &mut dyn Progress,
 ) -> Result<Vec<Trajectory>> {
-    let total = n_experts * config.epochs;
+    let total = n_experts.saturating_mul(config.epochs);
     progress.report("experts", 0, total)?;
-    let mut experts = Vec::with_capacity(n_experts);
+    let mut experts = Vec::new(); // `n_experts` is the caller's: no reservation
     for i in 0..n_experts {
         let mut shifted = Offset {
             inner: &mut *progress,

@@ -89,7 +89,7 @@ pub fn herd(features: &Array2<f32>, k: usize) -> Vec<usize> {
         .collect();
     let mut sum = vec![0.0f64; d];
     let mut taken = vec![false; n];
-    let mut picks = Vec::with_capacity(k);
+    let mut picks = Vec::new();
     for t in 1..=k {
         // target = t·μ − S; the best pick is the row nearest to it.
         let target: Vec<f64> = mu.iter().zip(&sum).map(|(m, s)| t as f64 * m - s).collect();

@@ -187,7 +187,8 @@ impl<'a> InnerLoop<'a> {
     /// Runs the inner training from `theta0`, storing every iterate.
     pub fn unroll(&self, theta0: Params) -> Result<Unrolled<'a>> {
         let InnerSgd { lr, momentum, .. } = self.sgd;
-        let mut iterates = Vec::with_capacity(self.steps() + 1);
+        // No reservation: `steps` is the caller's, and the iterates fill memory as they run.
+        let mut iterates = Vec::new();
         let mut velocity: Option<Params> = None;
         let mut theta = theta0;
         for k in 0..self.steps() {
@@ -511,7 +512,7 @@ pub fn epoch_batches(n: usize, batch: usize, steps: usize, seed: u64) -> Result<
         ));
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(steps);
+    let mut out = Vec::new(); // `steps` is the caller's: no reservation
     while out.len() < steps {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);

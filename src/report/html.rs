@@ -284,7 +284,7 @@ fn section(
         .cloned()
         .unwrap_or_default();
     for name in names.iter().filter_map(Value::as_str) {
-        let path = dir.join(name);
+        let path = dir.join(figure_name(r, name)?);
         figure(html, &path, name)?;
         used.insert(path);
         count += 1;
@@ -330,8 +330,58 @@ fn table(html: &mut String, t: &Table) {
     html.push_str("</table>\n");
 }
 
+/// The largest figure the report embeds. ddlens's own figures are 50-300 kB.
+const MAX_FIGURE_BYTES: u64 = 32 << 20;
+
+/// A result's figure entry as a file of the results folder. ddlens writes plain file names
+/// (`mixing.png`); a path (`../x.png`, `/etc/...`, `sub/x.png`) would embed a file from
+/// elsewhere on disk, or read a device, so it is refused, naming the result file.
+fn figure_name<'a>(r: &ResultFile, name: &'a str) -> Result<&'a str> {
+    let plain = Path::new(name).file_name().and_then(|n| n.to_str()) == Some(name)
+        && !name.contains(['/', '\\'])
+        && name != "..";
+    if plain {
+        Ok(name)
+    } else {
+        Err(Error::Data {
+            origin: r.path.display().to_string(),
+            message: format!(
+                "field `figures`: `{name}` is not a file name; figures are files of the \
+                 results folder, named without a path"
+            ),
+        })
+    }
+}
+
+/// Reads a figure file: a regular file of at most [`MAX_FIGURE_BYTES`], never a device or
+/// a pipe (which could block or never end).
+fn read_figure(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() || meta.len() > MAX_FIGURE_BYTES {
+        return Err(Error::Data {
+            origin: path.display().to_string(),
+            message: format!(
+                "not a figure: {}",
+                if meta.is_file() {
+                    format!("{} bytes, more than {MAX_FIGURE_BYTES}", meta.len())
+                } else {
+                    "not a regular file".to_string()
+                }
+            ),
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read as _;
+            f.take(MAX_FIGURE_BYTES + 1).read_to_end(&mut bytes)
+        })
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
 fn figure(html: &mut String, path: &Path, caption: &str) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_figure(path)?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err(Error::Data {
             origin: path.display().to_string(),

@@ -163,3 +163,38 @@ fn empty_folder_is_a_clear_error() {
     let e = ddlens::analysis::write_report(dir.path(), &out, "x").unwrap_err();
     assert!(e.to_string().contains("no analysis results"), "{e}");
 }
+
+/// A result's `figures` are file names of the results folder: a path (which would embed a
+/// file from elsewhere on disk) is refused naming the result file and the field, and a
+/// figure that is not a regular file (a device, which could be endless) is refused naming it.
+#[test]
+fn figure_names_that_are_paths_or_devices_are_refused() {
+    let seed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/report_results/seed-curvature");
+    let mut result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(seed).unwrap()).unwrap();
+    for bad in ["../outside.png", "/etc/passwd", "sub/x.png", ".."] {
+        let dir = tempfile::tempdir().unwrap();
+        result["figures"] = serde_json::json!([bad]);
+        let file = dir.path().join("curvature.json");
+        std::fs::write(&file, result.to_string()).unwrap();
+        let e = ddlens::analysis::write_report(dir.path(), &dir.path().join("r.html"), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("curvature.json") && e.contains("`figures`") && e.contains(bad),
+            "{bad}: {e}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    result["figures"] = serde_json::json!(["curvature.png"]);
+    std::fs::write(dir.path().join("curvature.json"), result.to_string()).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("curvature.png")).unwrap();
+    let e = ddlens::analysis::write_report(dir.path(), &dir.path().join("r.html"), "x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("curvature.png") && e.contains("not a regular file"),
+        "{e}"
+    );
+}

@@ -367,7 +367,7 @@ pub fn agreement_from_pool(
     );
     let mut out = Vec::with_capacity(sets.len());
     for set in sets {
-        let mut runs = Vec::with_capacity(config.distilled_runs);
+        let mut runs = Vec::new(); // the count is the caller's: no reservation
         for r in 0..config.distilled_runs {
             let seed = distilled_seed(config.seed, r);
             let tc = TrainConfig::p_dist(config.distilled_steps, seed);
