@@ -8,6 +8,7 @@ mod eval;
 mod hooks;
 mod optimizer;
 mod protocol;
+mod ranking;
 mod schedule;
 mod shared;
 mod trainer;
@@ -19,6 +20,9 @@ pub use hooks::{Control, EvalRecord, Hook, RecordEval, SaveParams, StepContext};
 pub use optimizer::{Sgd, SgdConfig};
 pub use protocol::{
     standard_evaluation, EvalSummary, StandardEval, STANDARD_EPOCHS, STANDARD_EPOCHS_DSA,
+};
+pub use ranking::{
+    dd_ranking, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT, LRS_WEIGHT,
 };
 pub use schedule::Schedule;
 pub use shared::{train_at, SharedRuns, RECORD_EVERY};

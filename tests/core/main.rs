@@ -19,4 +19,5 @@ mod data_subset;
 mod params_init;
 mod roles_finite_differences;
 mod train;
+mod train_ranking;
 mod user_module;
