@@ -91,7 +91,8 @@ impl ArrayTask {
             return Err(irregular("the id is outside MIN..MAX or the count is 0"));
         }
         let span = self.max - self.min;
-        let fits = |step: usize| step > 0 && span % step == 0 && span / step + 1 == self.count;
+        let fits =
+            |step: usize| step > 0 && span.is_multiple_of(step) && span / step + 1 == self.count;
         let step = if self.count == 1 {
             1
         } else if fits(self.step) {
@@ -101,7 +102,7 @@ impl ArrayTask {
         } else {
             return Err(irregular("the indices are not evenly spaced"));
         };
-        if span > 0 && (self.id - self.min) % step != 0 {
+        if span > 0 && !(self.id - self.min).is_multiple_of(step) {
             return Err(irregular(
                 "the indices are not evenly spaced, so this task cannot know its rank",
             ));
