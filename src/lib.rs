@@ -12,6 +12,7 @@
 //! * [`distill`]: dataset distillation (exact gradients through unrolled training, methods).
 //! * [`analysis`]: the paper's analyses of distilled sets, each writing JSON and PNG results.
 //! * [`report`]: figures (PNG) and the HTML report.
+//! * [`shard`]: jobs split into independent units over processes (`--shard`, Slurm arrays).
 //! * [`doctor`]: the environment check behind `ddlens doctor`.
 //! * [`ffi`]: the C ABI (header `include/ddlens.h`).
 
@@ -29,6 +30,7 @@ pub mod io;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod shard;
 pub mod stats;
 pub mod train;
 pub mod verdict;

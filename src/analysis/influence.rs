@@ -219,6 +219,20 @@ pub fn influence(
     config: &InfluenceConfig,
     progress: &mut dyn Progress,
 ) -> Result<InfluenceResult> {
+    influence_with(model, real, sets, config, None, progress)
+}
+
+/// [`influence`], with the leave-one-out test losses of each set (`loo[set][k]`: the model
+/// trained without the `k`-th image of [`loo_images`]) given instead of trained when `loo` is
+/// `Some` (the sharded job of `influence_units.rs`).
+pub(super) fn influence_with(
+    model: &Bundle,
+    real: RealData<'_>,
+    sets: &[NamedSet],
+    config: &InfluenceConfig,
+    loo: Option<&[Vec<Vec<f32>>]>,
+    progress: &mut dyn Progress,
+) -> Result<InfluenceResult> {
     config.validate()?;
     if sets.is_empty() {
         return Err(Error::invalid("sets", "give at least one distilled set"));
@@ -228,11 +242,12 @@ pub fn influence(
     let (features, feature_acc) = feature_model(model, real, &test, config, progress)?;
     let mut out = Vec::with_capacity(sets.len());
     let mut grids = Vec::with_capacity(sets.len());
-    for set in sets {
+    for (n, set) in sets.iter().enumerate() {
         set.data
             .check_against(model.manifest())
             .map_err(|e| Error::invalid("sets", format!("set `{}`: {e}", set.name)))?;
-        let s = one_set(model, set, &test, &features, config, progress)?;
+        let given = loo.map(|l| l[n].as_slice());
+        let s = one_set(model, set, &test, &features, config, given, progress)?;
         grids.push(grid_png(&s, set, &test, config)?);
         out.push(s);
     }
@@ -245,7 +260,8 @@ pub fn influence(
     })
 }
 
-fn sample(data: &Dataset, n: usize, seed: u64) -> Result<Vec<usize>> {
+/// The test sample of `config`: indices into the test set.
+pub(super) fn sample(data: &Dataset, n: usize, seed: u64) -> Result<Vec<usize>> {
     if n == 0 || n >= data.len() {
         return Ok((0..data.len()).collect());
     }
@@ -308,6 +324,31 @@ fn p_dist(
     Ok(train::train(model, init.clone(), data, &c, &mut [])?.params)
 }
 
+/// The images of `set` given leave-one-out retraining under `config`, in order: the first
+/// `loo_images` (0: all) of the analysed ones (round-robin over classes).
+pub fn loo_images(set: &Dataset, config: &InfluenceConfig) -> Vec<usize> {
+    let mut analysed = loo_order(set, config.images);
+    if config.loo_images > 0 {
+        analysed.truncate(config.loo_images);
+    }
+    analysed
+}
+
+/// Per-example test losses of the model trained by P_dist from `init` on `data` without its
+/// image `i`: one leave-one-out retraining.
+pub(super) fn loo_losses(
+    model: &Bundle,
+    init: &Params,
+    data: &Dataset,
+    i: usize,
+    test: &Dataset,
+    config: &InfluenceConfig,
+) -> Result<Vec<f32>> {
+    let keep: Vec<usize> = (0..data.len()).filter(|&j| j != i).collect();
+    let without = p_dist(model, init, &data.select(&keep)?, config.steps, config.seed)?;
+    Ok(evaluate(model, &without, test)?.per_example_loss)
+}
+
 /// Images given leave-one-out: round-robin over classes, in set order within a class.
 fn loo_order(set: &Dataset, limit: usize) -> Vec<usize> {
     let by_class = set.class_indices();
@@ -328,6 +369,7 @@ fn one_set(
     test: &Dataset,
     features: &Array2<f32>,
     config: &InfluenceConfig,
+    given_loo: Option<&[Vec<f32>]>,
     progress: &mut dyn Progress,
 ) -> Result<SetInfluence> {
     let data = &set.data;
@@ -348,16 +390,21 @@ fn one_set(
     progress.report(&stage, 1, total)?;
 
     let mut loo_rows: Vec<Option<Vec<f32>>> = vec![None; analysed.len()];
+    if let Some(g) = given_loo {
+        if g.len() != loo.len() || g.iter().any(|l| l.len() != test.len()) {
+            return Err(Error::Internal(format!(
+                "set `{}`: {} leave-one-out rows given for {} images",
+                set.name,
+                g.len(),
+                loo.len()
+            )));
+        }
+    }
     for (k, &i) in loo.iter().enumerate() {
-        let keep: Vec<usize> = (0..n).filter(|&j| j != i).collect();
-        let without = p_dist(
-            model,
-            &init,
-            &data.select(&keep)?,
-            config.steps,
-            config.seed,
-        )?;
-        let losses = evaluate(model, &without, test)?.per_example_loss;
+        let losses = match given_loo {
+            Some(g) => g[k].clone(),
+            None => loo_losses(model, &init, data, i, test, config)?,
+        };
         let row = losses
             .iter()
             .zip(&base.per_example_loss)

@@ -11,6 +11,7 @@ pub mod agreement;
 pub mod curvature;
 pub mod hessian;
 pub mod influence;
+pub mod influence_units;
 pub mod kde;
 pub mod mixing;
 pub mod pixels;

@@ -37,7 +37,8 @@ pub struct RuntimeConfig {
     pub library: Option<PathBuf>,
     /// Execution provider wanted.
     pub provider: ProviderChoice,
-    /// Threads that run graph calls (one per core when `None`; capped to the cores).
+    /// Threads that run graph calls (when `None`: `SLURM_CPUS_PER_TASK` in a Slurm job that
+    /// sets it, else one per core; capped to the cores).
     pub threads: Option<usize>,
 }
 

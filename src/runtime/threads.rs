@@ -25,11 +25,18 @@
 
 use crate::error::{Error, Result};
 
-/// The thread count to use for `requested` threads (`None`: one per core), and a warning
-/// when the request was capped.
+/// The thread count to use for `requested` threads (`None`: `SLURM_CPUS_PER_TASK` in a
+/// Slurm job that sets it, else one per core), and a warning when the request was capped or
+/// the variable unreadable.
 pub(super) fn capped(requested: Option<usize>) -> (usize, Option<String>) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cap_to(requested, cores)
+    match requested {
+        Some(_) => cap_to(requested, cores),
+        None => match crate::shard::cpus_per_task(|k| std::env::var(k).ok()) {
+            Ok(slurm) => cap_to(slurm, cores),
+            Err(e) => (cores, Some(format!("{e}; using {cores} thread(s)"))),
+        },
+    }
 }
 
 fn cap_to(requested: Option<usize>, cores: usize) -> (usize, Option<String>) {

@@ -5,6 +5,7 @@
 mod checkpoint;
 mod config;
 mod eval;
+mod eval_units;
 mod hooks;
 mod optimizer;
 mod protocol;
@@ -16,10 +17,13 @@ mod trainer;
 pub use checkpoint::{load_params, save_params};
 pub use config::TrainConfig;
 pub use eval::{evaluate, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
+pub(crate) use eval_units::content_hash;
+pub use eval_units::{eval_report, gather_eval, EvalJob, EVAL_KIND};
 pub use hooks::{Control, EvalRecord, Hook, RecordEval, SaveParams, StepContext};
 pub use optimizer::{Sgd, SgdConfig};
 pub use protocol::{
-    standard_evaluation, EvalSummary, StandardEval, STANDARD_EPOCHS, STANDARD_EPOCHS_DSA,
+    standard_evaluation, standard_evaluation_run, EvalSummary, StandardEval, STANDARD_EPOCHS,
+    STANDARD_EPOCHS_DSA,
 };
 pub use ranking::{
     dd_ranking, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT, LRS_WEIGHT,

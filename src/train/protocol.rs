@@ -147,30 +147,47 @@ pub fn standard_evaluation(
     // `runs` comes from the caller (possibly absurd through the C ABI): no reservation for it.
     let mut accuracies = Vec::new();
     for run in 0..eval.runs {
-        let config = eval.train_config(train_set.len(), run);
-        let per_run = config.total_steps(train_set.len());
-        let total = per_run.saturating_mul(eval.runs);
-        progress.note(&format!("run {}/{}", run + 1, eval.runs));
-        let mut run_hook = |ctx: &StepContext<'_>| {
-            // Step 0 of a later run is the last step of the previous one: report it once.
-            if run == 0 || ctx.step > 0 {
-                progress.report(
-                    "train",
-                    run.saturating_mul(per_run).saturating_add(ctx.step),
-                    total,
-                )?;
-            }
-            Ok(Control::Continue)
-        };
-        let hooks: &mut [&mut dyn Hook] = &mut [&mut run_hook];
-        let out = train(
-            bundle,
-            bundle.init_params(config.seed),
-            train_set,
-            &config,
-            hooks,
-        )?;
-        accuracies.push(evaluate(bundle, &out.params, test)?.accuracy);
+        accuracies.push(standard_evaluation_run(
+            bundle, train_set, test, eval, run, progress,
+        )?);
     }
     Ok(EvalSummary::from_runs(label, train_set.len(), accuracies))
+}
+
+/// Run `run` of [`standard_evaluation`] alone: one fresh model trained on `train_set` with
+/// the seed `eval.seed + run` (nothing else), and its test accuracy. Any subset of the runs,
+/// in any order or process, gives the accuracies of the whole protocol. `progress` counts
+/// this run's steps within all `eval.runs` runs, as [`standard_evaluation`] does.
+pub fn standard_evaluation_run(
+    bundle: &Bundle,
+    train_set: &Dataset,
+    test: &Dataset,
+    eval: &StandardEval,
+    run: usize,
+    progress: &mut dyn Progress,
+) -> Result<f64> {
+    let config = eval.train_config(train_set.len(), run);
+    let per_run = config.total_steps(train_set.len());
+    let total = per_run.saturating_mul(eval.runs);
+    progress.note(&format!("run {}/{}", run + 1, eval.runs));
+    let mut run_hook = |ctx: &StepContext<'_>| {
+        // Step 0 of a later run is the last step of the previous one: report it once.
+        if run == 0 || ctx.step > 0 {
+            progress.report(
+                "train",
+                run.saturating_mul(per_run).saturating_add(ctx.step),
+                total,
+            )?;
+        }
+        Ok(Control::Continue)
+    };
+    let hooks: &mut [&mut dyn Hook] = &mut [&mut run_hook];
+    let out = train(
+        bundle,
+        bundle.init_params(config.seed),
+        train_set,
+        &config,
+        hooks,
+    )?;
+    Ok(evaluate(bundle, &out.params, test)?.accuracy)
 }

@@ -18,7 +18,7 @@
 //! The pools are embarrassingly parallel. Their members are jobs `0..pool_a_size` (pool A)
 //! followed by `pool_b_runs` jobs (pool B), and every random draw of job `j` comes from
 //! [`member_seed`]`(seed, pool, j)` alone, so [`train_pool_shard`] can train any subset of the
-//! jobs ([`Shard`] `i/n` takes the jobs with `j % n == i`) in separate processes, write them
+//! jobs ([`Shard`] `i/n` of [`crate::shard`] takes the jobs with `j % n == i`) in separate processes, write them
 //! to pool files, and [`merge_pool`] gives exactly the members of an unsharded run.
 
 //!

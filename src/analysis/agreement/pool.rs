@@ -1,9 +1,6 @@
 //! The pools of real-trained models: their jobs, every job's seed, shards of the jobs, and
 //! training a shard.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::Serialize;
 
 use super::AgreementConfig;
@@ -12,6 +9,7 @@ use crate::analysis::{Progress, RealData};
 use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, uniform_fractions, Dataset};
 use crate::error::{Error, Result};
+pub use crate::shard::Shard;
 use crate::train::{evaluate, train, Control, RecordEval, StepContext, TrainConfig};
 
 /// Format tag of pool files (safetensors metadata `format`).
@@ -62,59 +60,6 @@ pub fn member_seed(seed: u64, pool: Pool, index: usize) -> u64 {
 /// The seed (initialisation) of distilled-trained model `run`, the same for every set.
 pub fn distilled_seed(seed: u64, run: usize) -> u64 {
     seed_of(seed, DISTILLED_TAG, run)
-}
-
-/// A part of the pool jobs: `index/count` takes the jobs `j` with `j % count == index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// Which part (0-based).
-    pub index: usize,
-    /// Into how many parts the jobs are split.
-    pub count: usize,
-}
-
-impl Shard {
-    /// All jobs in one part.
-    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
-
-    /// Whether job `j` belongs to this shard.
-    pub fn has(&self, j: usize) -> bool {
-        j % self.count == self.index
-    }
-
-    /// The pool file name of this shard: `agreement-pool-<i>of<n>.safetensors`.
-    pub fn file_name(&self) -> String {
-        format!("agreement-pool-{}of{}.safetensors", self.index, self.count)
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl FromStr for Shard {
-    type Err = Error;
-    /// Parses `I/N` (`0 <= I < N`), e.g. `0/4`.
-    fn from_str(s: &str) -> Result<Shard> {
-        let bad = |why: &str| {
-            Error::invalid(
-                "--shard",
-                format!("`{s}` is not I/N with 0 <= I < N (e.g. 0/4): {why}"),
-            )
-        };
-        let (i, n) = s.trim().split_once('/').ok_or_else(|| bad("no `/`"))?;
-        let index: usize = i.trim().parse().map_err(|_| bad("I is not a number"))?;
-        let count: usize = n.trim().parse().map_err(|_| bad("N is not a number"))?;
-        if count == 0 {
-            return Err(bad("N must be at least 1"));
-        }
-        if index >= count {
-            return Err(bad("I must be below N"));
-        }
-        Ok(Shard { index, count })
-    }
 }
 
 /// One pool member: a real-trained model's test predictions.

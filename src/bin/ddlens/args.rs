@@ -45,6 +45,11 @@ pub(crate) fn parse_provider(s: &str) -> std::result::Result<ProviderChoice, Str
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+/// Parses `--shard I/N`.
+pub(crate) fn parse_shard(s: &str) -> std::result::Result<ddlens::shard::Shard, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
 /// Parses `--dataset`.
 pub(crate) fn parse_dataset(s: &str) -> std::result::Result<DatasetName, String> {
     s.parse().map_err(|e: Error| e.to_string())

@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 
 use args::parse_provider;
-use commands::{analyze, demo, distill, doctor, eval, experts, report, train};
+use commands::{analyze, demo, distill, doctor, eval, experts, gather, report, train};
 
 #[derive(Parser)]
 #[command(
@@ -37,7 +37,8 @@ struct RuntimeArgs {
     /// Execution provider: cpu, cuda or auto.
     #[arg(long, global = true, default_value = "auto", value_parser = parse_provider)]
     provider: ProviderChoice,
-    /// Threads per graph (default: all cores).
+    /// Threads per graph (default: SLURM_CPUS_PER_TASK in a Slurm job that sets it, else all
+    /// cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
 }
@@ -62,6 +63,10 @@ enum Command {
     Experts(experts::ExpertsArgs),
     /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
     Analyze(analyze::AnalyzeArgs),
+    /// The result of a sharded job (`eval --units DIR`, `analyze influence --units DIR`, run in
+    /// any number of processes or Slurm array tasks) from its folder: checks that every unit is
+    /// there and from the same settings, then writes the result (docs/cluster.md).
+    Gather(gather::GatherArgs),
     /// One self-contained HTML report (figures embedded) from a folder of analysis results.
     Report(report::ReportArgs),
     /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Command::Distill(args) => distill::run(args),
         Command::Experts(args) => experts::run(args),
         Command::Analyze(which) => analyze::cmd_analyze(which),
+        Command::Gather(args) => gather::run(args),
         Command::Report(args) => report::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Doctor { .. } => unreachable!("handled above"),

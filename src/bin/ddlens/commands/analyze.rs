@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use crate::bar::Bar;
 use clap::Args;
 use ddlens::analysis::agreement::Agreement;
+use ddlens::analysis::influence::Influence;
+use ddlens::analysis::influence_units as iu;
 use ddlens::analysis::recognition::Recognition;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, Verdict};
+use ddlens::shard::{Shard, UnitStore};
 use ddlens::{Error, Result};
 
 use crate::args::{open_model_and_data, read_set, DataArgs};
@@ -25,9 +28,16 @@ pub(crate) struct AnalyzeArgs {
     /// agreement: train only shard I of N of the pool jobs (pool A members then pool B runs;
     /// job j when j % N == I) and write their test predictions to
     /// OUT/agreement-pool-<I>of<N>.safetensors; no result is computed and no set is needed.
-    /// Same settings and seed in every shard.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "merge")]
-    pub shard: Option<analysis::agreement::Shard>,
+    /// Same settings and seed in every shard. In a Slurm array task (SLURM_ARRAY_TASK_ID set)
+    /// without --merge, the task's shard is the default.
+    #[arg(long, value_name = "I/N", value_parser = crate::args::parse_shard, conflicts_with = "merge")]
+    pub shard: Option<Shard>,
+    /// influence: the sharded leave-one-out retrainings: run the units of --shard (default:
+    /// the Slurm array task's, else all) that DIR does not hold yet, one file each; `ddlens
+    /// gather DIR` (or --merge DIR) then writes the result to --out. Same arguments in every
+    /// shard.
+    #[arg(long, value_name = "DIR", conflicts_with = "merge")]
+    pub units: Option<PathBuf>,
     /// agreement: gather the pool files of all N shards (files, or folders holding
     /// agreement-pool-*.safetensors; repeatable or comma-separated), train the distilled-set
     /// models and write the result, identical to an unsharded run.
@@ -79,14 +89,36 @@ fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
 /// Runs the chosen analysis.
 pub(crate) fn cmd_analyze(mut args: AnalyzeArgs) -> Result<()> {
     let entry = analysis::find(&args.name)?;
+    if args.units.is_some() && entry.name != Influence::NAME {
+        return Err(Error::invalid(
+            "--units",
+            format!(
+                "applies to influence, not to {} (agreement shards write pool files: --shard)",
+                entry.name
+            ),
+        ));
+    }
+    if entry.name == Influence::NAME && args.shard.is_some() && args.units.is_none() {
+        return Err(Error::invalid(
+            "--shard",
+            "influence needs --units DIR with --shard (the folder of the leave-one-out units)",
+        ));
+    }
+    if entry.name == Agreement::NAME && args.shard.is_none() && args.merge.is_empty() {
+        // In a Slurm array task, the task's shard (ddlens::shard::ArrayTask).
+        args.shard = Shard::from_env()?;
+    }
     if entry.name == Agreement::NAME && (args.shard.is_some() || !args.merge.is_empty()) {
         return run_agreement_shards(&args);
     }
-    if args.shard.is_some() || !args.merge.is_empty() {
+    if entry.name == Influence::NAME && (args.units.is_some() || !args.merge.is_empty()) {
+        return run_influence_units(&args);
+    }
+    if args.shard.is_some() || !args.merge.is_empty() || args.units.is_some() {
         return Err(Error::invalid(
             "shard",
             format!(
-                "--shard and --merge apply to agreement, not to {}",
+                "--shard, --units and --merge apply to agreement and influence, not to {}",
                 entry.name
             ),
         ));
@@ -117,7 +149,7 @@ fn overrides_json(pairs: &[String]) -> Result<Option<String>> {
 /// Reads the sets named on the command line (each checked against the dataset unless
 /// `--force`); two files with the same stem get the parent folder's name prefixed so legends
 /// stay distinct.
-fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
+pub(crate) fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
     let mut sets: Vec<NamedSet> = paths
         .iter()
         .map(|p| {
@@ -189,10 +221,6 @@ fn default_params_out(args: &mut CommonArgs) {
     }
 }
 
-fn parse_shard(s: &str) -> std::result::Result<analysis::agreement::Shard, String> {
-    s.parse().map_err(|e: Error| e.to_string())
-}
-
 /// `agreement` as one shard of the pools, or as the merge of the shards.
 fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     use analysis::agreement as ag;
@@ -208,6 +236,7 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     let bar = Bar::new(Agreement::NAME, 1);
     let mut progress = &bar;
     if let Some(shard) = args.shard {
+        eprintln!("agreement pool jobs: {}", shard.describe(config.jobs()));
         let pool = ag::train_pool_shard(&bundle, real, &config, shard, &mut progress)?;
         bar.finish();
         std::fs::create_dir_all(&common.out).map_err(|e| Error::io(&common.out, e))?;
@@ -236,6 +265,144 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
         seed: common.seed,
     };
     let (json, saved) = analysis::save_result::<Agreement>(&common.out, &info, &output)?;
+    report(&json, &saved, common.json)
+}
+
+// ---- influence: the leave-one-out retrainings as units ----
+
+/// What `ddlens gather` needs to redo the analysis: the arguments of the sharded runs, with
+/// absolute paths so that the gather may run from any folder.
+fn influence_run_json(common: &CommonArgs) -> serde_json::Value {
+    let abs = |p: &PathBuf| {
+        if p.to_string_lossy().starts_with("zoo:") {
+            p.clone()
+        } else {
+            std::path::absolute(p).unwrap_or_else(|_| p.clone())
+        }
+    };
+    let model = PathBuf::from(&common.data.model);
+    let model = if model.exists() {
+        abs(&model).display().to_string()
+    } else {
+        common.data.model.clone()
+    };
+    serde_json::json!({
+        "model": model,
+        "dataset": common.data.dataset.to_string(),
+        "data_dir": common.data.data_dir.as_ref().map(abs),
+        "force": common.data.force,
+        "sets": common.sets.iter().map(abs).collect::<Vec<_>>(),
+        "budget": common.budget.to_string(),
+        "seed": common.seed,
+        "overrides": common.overrides,
+        "out": abs(&common.out),
+    })
+}
+
+/// The arguments recorded by [`influence_run_json`], for `ddlens gather`.
+pub(crate) fn influence_args_from(run: &serde_json::Value) -> Result<CommonArgs> {
+    let bad = |key: &str| {
+        Error::invalid(
+            "job.json",
+            format!("settings.run.{key} is missing or unreadable"),
+        )
+    };
+    let text = |key: &str| {
+        run[key]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| bad(key))
+    };
+    let list = |key: &str| -> Result<Vec<String>> {
+        serde_json::from_value(run[key].clone()).map_err(|_| bad(key))
+    };
+    Ok(CommonArgs {
+        sets: list("sets")?.into_iter().map(PathBuf::from).collect(),
+        data: DataArgs {
+            dataset: text("dataset")?.parse()?,
+            data_dir: run["data_dir"].as_str().map(PathBuf::from),
+            model: text("model")?,
+            force: run["force"].as_bool().ok_or_else(|| bad("force"))?,
+        },
+        budget: text("budget")?.parse()?,
+        seed: run["seed"].as_u64().ok_or_else(|| bad("seed"))?,
+        overrides: list("overrides")?,
+        out: PathBuf::from(text("out")?),
+        json: false,
+    })
+}
+
+/// `influence --units DIR`: the shard's leave-one-out units; `--merge DIR`: the result.
+fn run_influence_units(args: &AnalyzeArgs) -> Result<()> {
+    if let Some(dir) = &args.units {
+        return influence_units(&args.common, dir, args.shard);
+    }
+    if args.merge.len() != 1 {
+        return Err(Error::invalid(
+            "--merge",
+            "influence merges one --units folder",
+        ));
+    }
+    let store = UnitStore::open(&args.merge[0])?;
+    gather_influence(&store, &args.common)
+}
+
+fn influence_units(common: &CommonArgs, dir: &std::path::Path, shard: Option<Shard>) -> Result<()> {
+    let shard = Shard::resolve(shard)?.unwrap_or(Shard::WHOLE);
+    let (bundle, splits) = open_model_and_data(&common.data)?;
+    let sets = read_sets(&common.sets, &common.data)?;
+    let overrides = overrides_json(&common.overrides)?;
+    let config =
+        analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;
+    let real = RealData {
+        train: &splits.train,
+        test: &splits.test,
+    };
+    let spec = iu::loo_spec(&bundle, real, &sets, &config, influence_run_json(common))?;
+    eprintln!("influence leave-one-out: {}", shard.describe(spec.units));
+    let store = UnitStore::create(dir, spec)?;
+    let bar = Bar::new(Influence::NAME, 1);
+    let mut progress = &bar;
+    let done = iu::run_loo_shard(&bundle, real, &sets, &config, &store, shard, &mut progress)?;
+    bar.finish();
+    super::gather::print_shard_run(&store, &done.ran, &done.skipped);
+    Ok(())
+}
+
+/// The influence result from a finished store, with the arguments `common` (which must be
+/// those of the sharded runs), written to `common.out`.
+pub(crate) fn gather_influence(store: &UnitStore, common: &CommonArgs) -> Result<()> {
+    let (bundle, splits) = open_model_and_data(&common.data)?;
+    let sets = read_sets(&common.sets, &common.data)?;
+    let overrides = overrides_json(&common.overrides)?;
+    let config =
+        analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;
+    let real = RealData {
+        train: &splits.train,
+        test: &splits.test,
+    };
+    // The same job whatever the output folder or the way the arguments were spelled.
+    let run = store.spec().settings["run"].clone();
+    let spec = iu::loo_spec(&bundle, real, &sets, &config, run)?;
+    if spec.fingerprint() != store.spec().fingerprint() {
+        return Err(Error::Data {
+            origin: store.dir().join("job.json").display().to_string(),
+            message: "the units were computed with other arguments, sets or data than these \
+                      (give the sharded runs' arguments, or use `ddlens gather DIR`)"
+                .into(),
+        });
+    }
+    let bar = Bar::new(Influence::NAME, 1);
+    let mut progress = &bar;
+    let output = iu::influence_from_units(&bundle, real, &sets, &config, store, &mut progress)?;
+    bar.finish();
+    let info = RunInfo {
+        model: bundle.name().to_string(),
+        dataset: common.data.dataset.to_string(),
+        budget: common.budget,
+        seed: common.seed,
+    };
+    let (json, saved) = analysis::save_result::<Influence>(&common.out, &info, &output)?;
     report(&json, &saved, common.json)
 }
 

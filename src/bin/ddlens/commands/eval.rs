@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 use ddlens::augment::Dsa;
 use ddlens::data;
-use ddlens::train;
+use ddlens::shard::{Shard, UnitStore};
+use ddlens::train::{self, EvalJob, EvalSummary};
 use ddlens::{Error, Result};
-use serde_json::json;
 
 use crate::args::{open_model_and_data, read_set, DataArgs};
 use crate::bar::Bar;
@@ -47,6 +47,15 @@ pub(crate) struct EvalArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Sharded run: write each run (unit `set × runs + run`) to DIR/units/ as soon as it is
+    /// done, skipping runs already there; `ddlens gather DIR` then writes the result. Every
+    /// shard must get the same settings.
+    #[arg(long, value_name = "DIR")]
+    pub units: Option<PathBuf>,
+    /// With --units: run only the units u with u % N == I (default: from Slurm's
+    /// SLURM_ARRAY_TASK_* variables in an array task, else every unit).
+    #[arg(long, value_name = "I/N", value_parser = crate::args::parse_shard, requires = "units")]
+    pub shard: Option<Shard>,
 }
 
 /// Runs the protocol on the set (and the baseline) and prints mean ± std.
@@ -86,59 +95,77 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         augment: dsa.as_ref().map(Dsa::strategy),
     };
     protocol.validate()?;
+    let job = EvalJob {
+        model: bundle.name(),
+        sets: &sets,
+        test: &splits.test,
+        protocol: &protocol,
+    };
     let mut bar = Bar::new("eval", 0);
-    let mut summaries = Vec::new();
-    for (label, train_set) in &sets {
-        let s = train::standard_evaluation(
-            &bundle,
-            train_set,
-            &splits.test,
-            label,
-            &protocol,
-            &mut bar,
-        )?;
-        summaries.push(s);
+    if let Some(dir) = &args.units {
+        return run_units(&job, &bundle, dir, args.shard, &mut bar);
     }
+    let summaries = job.run(&bundle, &mut bar)?;
     bar.finish();
+    let protocol_json = serde_json::to_value(&protocol).expect("the protocol serialises");
+    let report = train::eval_report(bundle.name(), &protocol_json, &summaries);
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "model": bundle.name(),
-                "epochs": protocol.epochs,
-                "lr": lr,
-                "protocol": protocol,
-                "results": summaries,
-            })
-        );
+        println!("{report}");
+        Ok(())
     } else {
+        print_report(&report)
+    }
+}
+
+/// `--units DIR`: the shard's runs that DIR does not hold yet, one file each.
+fn run_units(
+    job: &EvalJob<'_>,
+    bundle: &ddlens::Bundle,
+    dir: &std::path::Path,
+    shard: Option<Shard>,
+    bar: &mut Bar,
+) -> Result<()> {
+    let shard = Shard::resolve(shard)?.unwrap_or(Shard::WHOLE);
+    let store = UnitStore::create(dir, job.spec())?;
+    eprintln!("eval: {}", shard.describe(job.units()));
+    let done = job.run_shard(bundle, &store, shard, bar)?;
+    bar.finish();
+    crate::commands::gather::print_shard_run(&store, &done.ran, &done.skipped);
+    Ok(())
+}
+
+/// The result of `eval` (or of `gather` over eval units) as a table, with the protocol in
+/// the heading.
+pub(crate) fn print_report(report: &serde_json::Value) -> Result<()> {
+    let p = &report["protocol"];
+    let summaries: Vec<EvalSummary> = serde_json::from_value(report["results"].clone())
+        .map_err(|e| Error::Internal(format!("the eval result does not read back: {e}")))?;
+    println!(
+        "standard evaluation on {} ({} runs, {} epochs, lr {}, {}):",
+        report["model"].as_str().unwrap_or("?"),
+        p["runs"],
+        p["epochs"],
+        p["lr"].as_f64().unwrap_or(f64::NAN) as f32,
+        p["augment"]
+            .as_str()
+            .map_or_else(|| "no augmentation".to_string(), |s| format!("DSA {s}"))
+    );
+    println!("  final-epoch test accuracy: mean ± std over runs [95% interval of the mean]");
+    for s in &summaries {
+        let ci = &s.interval;
+        let interval = if ci.lo.is_finite() && ci.hi.is_finite() {
+            format!("[{:.2}, {:.2}]", ci.lo * 100.0, ci.hi * 100.0)
+        } else {
+            "[no interval from one run]".into()
+        };
         println!(
-            "standard evaluation on {} ({} runs, {} epochs, lr {lr}, {}):",
-            bundle.name(),
-            protocol.runs,
-            protocol.epochs,
-            protocol
-                .augment
-                .as_deref()
-                .map_or_else(|| "no augmentation".to_string(), |s| format!("DSA {s}"))
+            "  {:<40} {:>5} images  {:.2} ± {:.2} %  {interval}  n = {}",
+            s.label,
+            s.train_size,
+            s.mean * 100.0,
+            s.std * 100.0,
+            s.accuracies.len()
         );
-        println!("  final-epoch test accuracy: mean ± std over runs [95% interval of the mean]");
-        for s in &summaries {
-            let ci = &s.interval;
-            let interval = if ci.lo.is_finite() && ci.hi.is_finite() {
-                format!("[{:.2}, {:.2}]", ci.lo * 100.0, ci.hi * 100.0)
-            } else {
-                "[no interval from one run]".into()
-            };
-            println!(
-                "  {:<40} {:>5} images  {:.2} ± {:.2} %  {interval}  n = {}",
-                s.label,
-                s.train_size,
-                s.mean * 100.0,
-                s.std * 100.0,
-                s.accuracies.len()
-            );
-        }
     }
     Ok(())
 }
