@@ -135,6 +135,58 @@ fn eval_distilled_beside_random() {
     }
 }
 
+/// `eval --dd-ranking`: both protocols on the set and the random subset, and DD-Ranking's
+/// metrics recomputed here from the per-run accuracies the same JSON reports.
+#[test]
+fn eval_dd_ranking_scores_follow_from_the_runs() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let o = ddlens(&[
+        "eval",
+        "zoo:dm-ipc1",
+        "--model",
+        "mlp-1x28x28",
+        "--runs",
+        "2",
+        "--epochs",
+        "2",
+        "--dd-ranking",
+        "--full-accuracy",
+        "0.85",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let acc = |protocol: &str, i: usize| -> Vec<f64> {
+        serde_json::from_value(v[protocol]["results"][i]["accuracies"].clone()).unwrap()
+    };
+    assert_eq!(v["plain"]["protocol"]["augment"], serde_json::Value::Null);
+    assert!(v["augmented"]["protocol"]["augment"].is_string(), "{v}");
+    let (set, rnd) = (acc("plain", 0), acc("plain", 1));
+    let (set_aug, rnd_aug) = (acc("augmented", 0), acc("augmented", 1));
+    let r = &v["dd_ranking"];
+    let score = |x: f64| {
+        let e = std::f64::consts::E;
+        (x.exp() - (-1f64).exp()) / (e - (-1f64).exp()) * 100.0
+    };
+    for i in 0..2 {
+        let ior = set[i] - rnd[i];
+        let hlr = 0.85 - set[i];
+        let close = |key: &str, want: f64| {
+            let got = r[key]["rounds"][i].as_f64().unwrap();
+            assert!((got - want).abs() < 1e-9, "{key}[{i}]: {got} vs {want}");
+        };
+        close("ior", ior);
+        close("hlr", hlr);
+        close("lrs", score(0.5 * ior - 0.5 * hlr));
+        close("ars", score(0.5 * (set_aug[i] - rnd_aug[i]) + 0.5 * ior));
+    }
+    let bad = ddlens(&["eval", "zoo:dm-ipc1", "--dd-ranking", "--no-baseline"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--no-baseline"), "{}", stderr(&bad));
+}
+
 #[test]
 fn eval_with_dsa_reports_its_protocol() {
     if !fashion_mnist_present() {

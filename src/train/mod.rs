@@ -26,7 +26,8 @@ pub use protocol::{
     STANDARD_EPOCHS_DSA,
 };
 pub use ranking::{
-    dd_ranking, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT, LRS_WEIGHT,
+    dd_ranking, dd_ranking_of, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT,
+    LRS_WEIGHT,
 };
 pub use schedule::Schedule;
 pub use shared::{train_at, SharedRuns, RECORD_EVERY};

@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::protocol::EvalSummary;
 use crate::error::{Error, Result};
 use crate::stats::{self, Interval};
 
@@ -170,4 +171,39 @@ fn check_accuracies(name: &str, values: &[f64]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// [`dd_ranking`] from standard evaluations: in each protocol's summaries, the distilled set
+/// first and the random real subset second (as `ddlens eval` orders them).
+pub fn dd_ranking_of(
+    plain: &[EvalSummary],
+    augmented: Option<&[EvalSummary]>,
+    full: Option<&[f64]>,
+) -> Result<DdRanking> {
+    let pair = |name: &str, s: &'_ [EvalSummary]| -> Result<(Vec<f64>, Vec<f64>)> {
+        match s {
+            [set, random] => Ok((set.accuracies.clone(), random.accuracies.clone())),
+            _ => Err(Error::invalid(
+                name,
+                format!(
+                    "{} evaluated sets; DD-Ranking needs the distilled set and the random real \
+                     subset",
+                    s.len()
+                ),
+            )),
+        }
+    };
+    let (p_set, p_rnd) = pair("plain", plain)?;
+    let aug = augmented.map(|a| pair("augmented", a)).transpose()?;
+    dd_ranking(
+        Accuracies {
+            distilled: &p_set,
+            random: &p_rnd,
+        },
+        aug.as_ref().map(|(d, r)| Accuracies {
+            distilled: d,
+            random: r,
+        }),
+        full,
+    )
 }

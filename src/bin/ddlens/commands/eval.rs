@@ -56,6 +56,22 @@ pub(crate) struct EvalArgs {
     /// SLURM_ARRAY_TASK_* variables in an array task, else every unit).
     #[arg(long, value_name = "I/N", value_parser = crate::args::parse_shard, requires = "units")]
     pub shard: Option<Shard>,
+    /// DD-Ranking's metrics (docs/evaluation.md): evaluates the set and the random real
+    /// subset with both protocols (no augmentation, 300 epochs; DSA, 1000 epochs; --epochs
+    /// sets both) and prints IOR and the augmentation-robust score, plus HLR and the
+    /// label-robust score with --full-accuracy.
+    #[arg(long, conflicts_with_all = ["no_baseline", "dsa", "units", "ipc"], requires = "distilled")]
+    pub dd_ranking: bool,
+    /// With --dd-ranking: test accuracy (a fraction, e.g. 0.931) of the model trained on the
+    /// whole training set, one value or one per run (comma-separated), e.g. from `ddlens
+    /// train` or the zoo's full-data row.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "ACC",
+        requires = "dd_ranking"
+    )]
+    pub full_accuracy: Vec<f64>,
 }
 
 /// Runs the protocol on the set (and the baseline) and prints mean ± std.
@@ -84,16 +100,22 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         let idx = balanced_like(&splits.train, &per_class, args.seed)?;
         sets.push(("random real subset".to_string(), splits.train.select(&idx)?));
     }
-    let dsa = args.dsa.then(|| Dsa::standard_for(Some(args.data.dataset)));
-    let protocol = train::StandardEval {
+    let protocol_with = |dsa: Option<&Dsa>| train::StandardEval {
         runs: args.runs,
         epochs: args
             .epochs
             .unwrap_or_else(|| train::StandardEval::protocol_epochs(dsa.is_some())),
         lr,
         seed: args.seed,
-        augment: dsa.as_ref().map(Dsa::strategy),
+        augment: dsa.map(Dsa::strategy),
     };
+    let dsa = (args.dsa || args.dd_ranking).then(|| Dsa::standard_for(Some(args.data.dataset)));
+    if args.dd_ranking {
+        let plain = protocol_with(None);
+        let augmented = protocol_with(dsa.as_ref());
+        return run_dd_ranking(&args, &bundle, &sets, &splits.test, [&plain, &augmented]);
+    }
+    let protocol = protocol_with(dsa.as_ref());
     protocol.validate()?;
     let job = EvalJob {
         model: bundle.name(),
@@ -114,6 +136,81 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         Ok(())
     } else {
         print_report(&report)
+    }
+}
+
+/// `--dd-ranking`: both protocols on the set and the random subset, then DD-Ranking's metrics.
+fn run_dd_ranking(
+    args: &EvalArgs,
+    bundle: &ddlens::Bundle,
+    sets: &[(String, ddlens::Dataset)],
+    test: &ddlens::Dataset,
+    protocols: [&train::StandardEval; 2],
+) -> Result<()> {
+    let mut reports = Vec::new();
+    let mut summaries = Vec::new();
+    for protocol in protocols {
+        protocol.validate()?;
+        let job = EvalJob {
+            model: bundle.name(),
+            sets,
+            test,
+            protocol,
+        };
+        let mut bar = Bar::new("eval", 0);
+        let s = job.run(bundle, &mut bar)?;
+        bar.finish();
+        let protocol_json = serde_json::to_value(protocol).expect("the protocol serialises");
+        reports.push(train::eval_report(bundle.name(), &protocol_json, &s));
+        summaries.push(s);
+    }
+    let full = (!args.full_accuracy.is_empty()).then_some(args.full_accuracy.as_slice());
+    let ranking = train::dd_ranking_of(&summaries[0], Some(&summaries[1]), full)?;
+    let report = serde_json::json!({
+        "plain": reports[0],
+        "augmented": reports[1],
+        "dd_ranking": ranking,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    print_report(&reports[0])?;
+    print_report(&reports[1])?;
+    print_dd_ranking(&ranking);
+    Ok(())
+}
+
+/// DD-Ranking's metrics as lines: mean ± std over rounds and the 95% interval.
+fn print_dd_ranking(r: &train::DdRanking) {
+    println!("DD-Ranking metrics (per round, then mean ± std [95% interval]; docs/evaluation.md):");
+    let line = |name: &str, m: &train::Metric, scale: f64, unit: &str| {
+        let ci = &m.interval;
+        let interval = if ci.lo.is_finite() && ci.hi.is_finite() {
+            format!("[{:.2}, {:.2}]", ci.lo * scale, ci.hi * scale)
+        } else {
+            "[no interval from one round]".into()
+        };
+        println!(
+            "  {name:<34} {:.2} ± {:.2}{unit}  {interval}  n = {}",
+            m.mean * scale,
+            m.std * scale,
+            m.rounds.len()
+        );
+    };
+    line("IOR (improvement over random)", &r.ior, 100.0, " pp");
+    match (&r.hlr, &r.lrs) {
+        (Some(hlr), Some(lrs)) => {
+            line("HLR (hard-label recovery)", hlr, 100.0, " pp");
+            line("LRS (label-robust score, 0-100)", lrs, 1.0, "");
+        }
+        _ => println!(
+            "  HLR and LRS: need --full-accuracy (the test accuracy of a model trained on the \
+             whole training set)"
+        ),
+    }
+    if let Some(ars) = &r.ars {
+        line("ARS (augmentation-robust, 0-100)", ars, 1.0, "");
     }
 }
 
