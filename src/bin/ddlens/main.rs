@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 
 use args::parse_provider;
-use commands::{analyze, demo, distill, doctor, eval, experts, report, train};
+use commands::{analyze, demo, distill, doctor, eval, experts, import, report, train};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,8 @@ enum Command {
     Experts(experts::ExpertsArgs),
     /// The analyses of "What is Dataset Distillation Learning?": each writes OUT/<name>.json and PNG figures.
     Analyze(analyze::AnalyzeArgs),
+    /// Convert a set MTT, DC, DSA or DM saved with torch.save (.pt) into a distilled-set file with metadata.
+    Import(import::ImportArgs),
     /// One self-contained HTML report (figures embedded) from a folder of analysis results.
     Report(report::ReportArgs),
     /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.
@@ -83,6 +85,10 @@ fn main() -> ExitCode {
     if let Command::Doctor { json } = cli.command {
         return doctor::run(&config, json);
     }
+    if let Command::Import(args) = cli.command {
+        // Reading files only: no ONNX Runtime needed.
+        return exit_code(import::run(args));
+    }
     if std::env::var(runtime::MALLOC_ENV).as_deref() != Ok("default") {
         runtime::keep_freed_memory();
     }
@@ -99,8 +105,13 @@ fn main() -> ExitCode {
         Command::Analyze(which) => analyze::cmd_analyze(which),
         Command::Report(args) => report::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Doctor { .. } => unreachable!("handled above"),
+        Command::Doctor { .. } | Command::Import(_) => unreachable!("handled above"),
     });
+    exit_code(result)
+}
+
+/// Success, or the error printed and failure.
+fn exit_code(result: ddlens::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -12,7 +12,7 @@ use ddlens::analysis::recognition::Recognition;
 use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, Verdict};
 use ddlens::{Error, Result};
 
-use crate::args::{open_model_and_data, read_set, DataArgs};
+use crate::args::{open_model_and_data, read_set, real_space, DataArgs};
 
 /// `ddlens analyze NAME SET...`: any analysis of the library's registry.
 #[derive(Args)]
@@ -47,8 +47,8 @@ fn analysis_names() -> clap::builder::PossibleValuesParser {
 /// Options every analysis takes.
 #[derive(Args)]
 pub(crate) struct CommonArgs {
-    /// Distilled sets to analyse (safetensors, .npz, images.npy with labels.npy beside it, or
-    /// zoo:NAME for a set of the zoo);
+    /// Distilled sets to analyse (safetensors, .npz, images.npy with labels.npy beside it, a
+    /// .pt set of MTT, DC, DSA or DM, or zoo:NAME for a set of the zoo);
     /// several are compared side by side.
     #[arg(value_name = "SET")]
     pub sets: Vec<PathBuf>,
@@ -70,6 +70,10 @@ pub(crate) struct CommonArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// ZCA-whiten the real data (fitted on the training split, eps 0.1), as MTT's --zca does;
+    /// automatic for sets whose metadata says `zca = true` (`ddlens import` of MTT CIFAR sets).
+    #[arg(long)]
+    pub zca: bool,
 }
 
 fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
@@ -116,12 +120,14 @@ fn overrides_json(pairs: &[String]) -> Result<Option<String>> {
 
 /// Reads the sets named on the command line (each checked against the dataset unless
 /// `--force`); two files with the same stem get the parent folder's name prefixed so legends
-/// stay distinct.
-fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
+/// stay distinct. Also says, per set, whether it needs ZCA-whitened real data.
+fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<(Vec<NamedSet>, Vec<bool>)> {
+    let mut needs_zca = Vec::new();
     let mut sets: Vec<NamedSet> = paths
         .iter()
         .map(|p| {
             let set = read_set(p, data)?;
+            needs_zca.push(set.needs_zca());
             let name = p.file_stem().map_or_else(
                 || p.display().to_string(),
                 |s| s.to_string_lossy().into_owned(),
@@ -139,13 +145,14 @@ fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
             sets[i].name = format!("{parent}/{}", sets[i].name);
         }
     }
-    Ok(sets)
+    Ok((sets, needs_zca))
 }
 
 /// Loads model, data and sets, runs the analysis with a progress bar and writes its results.
 fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
-    let sets = read_sets(&args.sets, &args.data)?;
+    let (sets, needs_zca) = read_sets(&args.sets, &args.data)?;
+    let splits = real_space(splits, &args.data, args.zca, &needs_zca)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }
@@ -198,6 +205,12 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     use analysis::agreement as ag;
     let common = &args.common;
     let (bundle, splits) = open_model_and_data(&common.data)?;
+    // A shard reads no set; the merge's sets must be in the space the shards trained in.
+    let (sets, needs_zca) = match args.shard {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => read_sets(&common.sets, &common.data)?,
+    };
+    let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
     let overrides = overrides_json(&common.overrides)?;
     let config =
         analysis::config_with::<Agreement>(common.budget, common.seed, overrides.as_deref())?;
@@ -220,7 +233,6 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let sets = read_sets(&common.sets, &common.data)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }

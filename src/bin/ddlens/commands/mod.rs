@@ -6,5 +6,6 @@ pub(crate) mod distill;
 pub(crate) mod doctor;
 pub(crate) mod eval;
 pub(crate) mod experts;
+pub(crate) mod import;
 pub(crate) mod report;
 pub(crate) mod train;
