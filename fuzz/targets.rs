@@ -42,6 +42,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("experts", experts),
     ("report_results", report_results),
     ("pool_file", pool_file),
+    ("pt_import", pt_import),
 ];
 
 /// The model the parameter and expert targets read for: `models/tiny-1x8x8/manifest.json`,
@@ -175,6 +176,20 @@ pub fn distilled_npy(data: &[u8]) -> bool {
     let (images, labels) = split(data);
     let path = put("distilled_npy", "images.npy", images);
     put("distilled_npy", "labels.npy", labels);
+    DistilledSet::read_any(&path).is_ok()
+}
+
+/// A set saved with `torch.save` (`import_set` through `read_any`): an input that starts like
+/// a zip archive is one DC/DSA/DM result file; any other holds MTT's `images_fuzz.pt` and
+/// `labels_fuzz.pt` ([`split`]), whose root tensors go through the wrapped-copy path.
+pub fn pt_import(data: &[u8]) -> bool {
+    if data.starts_with(b"PK") {
+        let path = put("pt_import", "res.pt", data);
+        return DistilledSet::read_any(&path).is_ok();
+    }
+    let (images, labels) = split(data);
+    let path = put("pt_import", "images_fuzz.pt", images);
+    put("pt_import", "labels_fuzz.pt", labels);
     DistilledSet::read_any(&path).is_ok()
 }
 

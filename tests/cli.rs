@@ -649,3 +649,44 @@ fn a_set_made_for_another_dataset_is_refused_unless_forced() {
     ]);
     assert!(stderr(&o).contains("distilled on mnist"), "{}", stderr(&o));
 }
+
+/// `ddlens import` of a DM result file (the committed fuzz seed, a `torch.save` of
+/// `{"data": [[images, labels]], ...}` with float16 1x28x28 images), renamed as DM names it:
+/// dataset and method come from the name; a missing experiment is an error naming the file.
+#[test]
+fn import_writes_a_set_with_its_provenance() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pt_import/seed-dc-res");
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("res_DM_FashionMNIST_ConvNet_1ipc.pt");
+    std::fs::copy(seed, &res).unwrap();
+    let out = tmp.path().join("dm.safetensors");
+    let o = ddlens(&[
+        "import",
+        res.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("method dm, dataset fashion-mnist"), "{text}");
+    let set = ddlens::DistilledSet::read(&out).unwrap();
+    assert_eq!(set.data.len(), 10);
+    assert_eq!(set.meta.extra["source_tool"], "DatasetCondensation");
+    assert_eq!(set.meta.extra["experiment"], "0");
+    assert!(!set.needs_zca());
+
+    let o = ddlens(&[
+        "import",
+        res.to_str().unwrap(),
+        "--experiment",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("res_DM_FashionMNIST_ConvNet_1ipc.pt") && err.contains("holds 1 experiment"),
+        "{err}"
+    );
+}

@@ -116,6 +116,7 @@ replay_tests!(
     experts,
     report_results,
     pool_file,
+    pt_import,
 );
 
 /// The split of two-file inputs is the inverse of the join the seeds are made with.
@@ -452,6 +453,40 @@ mod seeds {
         checkpoint_seeds();
         pool_seeds();
         report_seeds();
+        pt_seeds();
+    }
+
+    /// Small sets written with `torch.save` by tests/pt/make_sets.py (`fuzz` mode), with the
+    /// project's `.venv`; skipped, keeping the committed seeds, without it.
+    fn pt_seeds() {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pt/make_sets.py");
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new(python)
+            .arg(&script)
+            .arg(dir.path())
+            .arg("fuzz")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            eprintln!("pt_import seeds not rewritten: no .venv with torch");
+            return;
+        }
+        let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+        let res = read("res.pt");
+        save("pt_import", "seed-dc-res", &res);
+        save(
+            "pt_import",
+            "seed-mtt",
+            &targets::join(&read("images_fuzz.pt"), &read("labels_fuzz.pt")),
+        );
+        save("pt_import", "bad-custom-object", &read("custom.pt"));
+        save("pt_import", "bad-truncated", &res[..res.len() / 2]);
+        save(
+            "pt_import",
+            "bad-mtt-labels-as-images",
+            &targets::join(&read("labels_fuzz.pt"), &read("labels_fuzz.pt")),
+        );
     }
 
     fn idx_seeds() {

@@ -100,18 +100,34 @@ impl DistilledSet {
 
     /// Reads a distilled set in any supported form: `zoo:NAME` (a set of the zoo,
     /// [`super::resolve_set`]), or by extension `.npz` (arrays `images` and `labels`), `.npy`
-    /// (the images, with `labels.npy` beside them), otherwise ddlens safetensors.
+    /// (the images, with `labels.npy` beside them), `.pt` (a set MTT, DC, DSA or DM saved,
+    /// [`super::import_set`] with its defaults; `ddlens import` records more), otherwise ddlens
+    /// safetensors.
     pub fn read_any(path: &Path) -> Result<DistilledSet> {
         let resolved = super::resolve_set(path)?;
         let path = resolved.as_path();
         match path.extension().and_then(|e| e.to_str()) {
             Some("npz") => DistilledSet::import_npz(path, None, Default::default()),
+            Some("pt") => {
+                let options = super::ImportOptions {
+                    lenient_dataset: true,
+                    ..Default::default()
+                };
+                super::import_set(path, &options).map(|imported| imported.set)
+            }
             Some("npy") => {
                 let labels = path.with_file_name("labels.npy");
                 DistilledSet::import_npy(path, &labels, None, Default::default())
             }
             _ => DistilledSet::read(path),
         }
+    }
+
+    /// Whether the images are ZCA-whitened (metadata `zca` is `true`, as `ddlens import`
+    /// records for MTT's CIFAR sets): the real data must then be whitened the same way
+    /// ([`super::Zca::whiten_splits`]) before it is used beside them.
+    pub fn needs_zca(&self) -> bool {
+        self.meta.extra.get("zca").is_some_and(|v| v == "true")
     }
 
     /// Writes the set as safetensors, atomically: to `{path}.tmp`, flushed to disk, then

@@ -1,6 +1,7 @@
 //! Datasets: loaders for the standard image benchmarks (IDX for MNIST and Fashion-MNIST,
 //! CIFAR-10 binary batches), per-channel normalisation, seeded class-balanced subsets, and the
-//! safetensors file format of distilled sets (see docs/distilled-format.md).
+//! safetensors file format of distilled sets (see docs/distilled-format.md), sets other tools
+//! saved with `torch.save` (docs/importing.md), and ZCA whitening.
 //!
 //! Every image tensor in ddlens is `N x C x H x W` `f32` in normalised space
 //! (`(pixel / 255 - mean) / std`), the space the model bundles and distilled images live in.
@@ -10,12 +11,15 @@ mod cifar;
 mod dataset;
 mod distilled;
 mod idx;
+mod import;
 mod memory;
 mod meta;
 mod normalize;
 mod npy;
+mod pt;
 mod source;
 mod subset;
+mod zca;
 mod zoo;
 
 pub use batch::{Batch, Batches};
@@ -24,11 +28,13 @@ pub use dataset::Dataset;
 pub(crate) use dataset::MAX_CLASSES;
 pub use distilled::DistilledSet;
 pub use idx::{load_idx_split, read_idx_images, read_idx_labels, IdxImages};
+pub use import::{import_set, ImportOptions, Imported, Layout};
 pub use memory::{from_memory_f32, from_memory_u8};
 pub use meta::{DistilledMeta, DISTILLED_FORMAT, DISTILLED_VERSION};
 pub use normalize::Normalizer;
 pub use source::{default_dir, load, DatasetName, Split, Splits, DATA_ENV};
 pub use subset::{class_balanced, fraction_per_class, nested_class_balanced, uniform_fractions};
+pub use zca::Zca;
 pub use zoo::{resolve_set, zoo_dirs, zoo_sets, ZOO_ENV, ZOO_PREFIX};
 
 use crate::error::Error;

@@ -65,6 +65,37 @@ pub(crate) fn read_set(path: &std::path::Path, data: &DataArgs) -> Result<ddlens
     Ok(set)
 }
 
+/// The real data in the space of the sets: ZCA-whitened (MTT's preprocessing of CIFAR,
+/// [`data::Zca::whiten_splits`]) when `--zca` asks or the sets' metadata says they need it
+/// (`needs` holds one entry per set, [`ddlens::DistilledSet::needs_zca`]), else unchanged.
+/// Sets that disagree are an error: one model cannot see both spaces.
+pub(crate) fn real_space(
+    splits: Splits,
+    data: &DataArgs,
+    zca: bool,
+    needs: &[bool],
+) -> Result<Splits> {
+    let whitened = needs.iter().filter(|&&n| n).count();
+    if whitened > 0 && whitened < needs.len() {
+        return Err(Error::invalid(
+            "set",
+            format!(
+                "{whitened} of the {} sets are ZCA-whitened (metadata zca = true) and the \
+                 others are not: use them in separate runs",
+                needs.len()
+            ),
+        ));
+    }
+    if !zca && whitened == 0 {
+        return Ok(splits);
+    }
+    eprintln!(
+        "whitening the real data with ZCA (eps {}, fitted on the training split), as MTT does",
+        data::Zca::MTT_EPS
+    );
+    data::Zca::whiten_splits(&splits, &data.dataset.normalizer(), data::Zca::MTT_EPS)
+}
+
 /// The model bundle and both splits of the dataset, checked against each other.
 pub(crate) fn open_model_and_data(args: &DataArgs) -> Result<(Bundle, Splits)> {
     let bundle = Bundle::open(resolve_bundle(&args.model)?)?;

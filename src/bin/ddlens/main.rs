@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 
 use args::parse_provider;
-use commands::{analyze, demo, distill, doctor, eval, experts, gather, report, train};
+use commands::{analyze, demo, distill, doctor, eval, experts, gather, import, report, train};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,8 @@ enum Command {
     /// any number of processes or Slurm array tasks) from its folder: checks that every unit is
     /// there and from the same settings, then writes the result (docs/cluster.md).
     Gather(gather::GatherArgs),
+    /// Convert a set MTT, DC, DSA or DM saved with torch.save (.pt) into a distilled-set file with metadata.
+    Import(import::ImportArgs),
     /// One self-contained HTML report (figures embedded) from a folder of analysis results.
     Report(report::ReportArgs),
     /// The main job: distil Fashion-MNIST with DM (IPC 10, small budget), run every analysis at small scale and write the HTML report.
@@ -88,6 +90,10 @@ fn main() -> ExitCode {
     if let Command::Doctor { json } = cli.command {
         return doctor::run(&config, json);
     }
+    if let Command::Import(args) = cli.command {
+        // Reading files only: no ONNX Runtime needed.
+        return exit_code(import::run(args));
+    }
     if std::env::var(runtime::MALLOC_ENV).as_deref() != Ok("default") {
         runtime::keep_freed_memory();
     }
@@ -105,8 +111,13 @@ fn main() -> ExitCode {
         Command::Gather(args) => gather::run(args),
         Command::Report(args) => report::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Doctor { .. } => unreachable!("handled above"),
+        Command::Doctor { .. } | Command::Import(_) => unreachable!("handled above"),
     });
+    exit_code(result)
+}
+
+/// Success, or the error printed and failure.
+fn exit_code(result: ddlens::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

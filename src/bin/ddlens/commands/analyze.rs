@@ -15,7 +15,7 @@ use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, Verd
 use ddlens::shard::{Shard, UnitStore};
 use ddlens::{Error, Result};
 
-use crate::args::{open_model_and_data, read_set, DataArgs};
+use crate::args::{open_model_and_data, read_set, real_space, DataArgs};
 
 /// `ddlens analyze NAME SET...`: any analysis of the library's registry.
 #[derive(Args)]
@@ -57,8 +57,8 @@ fn analysis_names() -> clap::builder::PossibleValuesParser {
 /// Options every analysis takes.
 #[derive(Args)]
 pub(crate) struct CommonArgs {
-    /// Distilled sets to analyse (safetensors, .npz, images.npy with labels.npy beside it, or
-    /// zoo:NAME for a set of the zoo);
+    /// Distilled sets to analyse (safetensors, .npz, images.npy with labels.npy beside it, a
+    /// .pt set of MTT, DC, DSA or DM, or zoo:NAME for a set of the zoo);
     /// several are compared side by side.
     #[arg(value_name = "SET")]
     pub sets: Vec<PathBuf>,
@@ -80,6 +80,10 @@ pub(crate) struct CommonArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// ZCA-whiten the real data (fitted on the training split, eps 0.1), as MTT's --zca does;
+    /// automatic for sets whose metadata says `zca = true` (`ddlens import` of MTT CIFAR sets).
+    #[arg(long)]
+    pub zca: bool,
 }
 
 fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
@@ -148,12 +152,14 @@ fn overrides_json(pairs: &[String]) -> Result<Option<String>> {
 
 /// Reads the sets named on the command line (each checked against the dataset unless
 /// `--force`); two files with the same stem get the parent folder's name prefixed so legends
-/// stay distinct.
-pub(crate) fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedSet>> {
+/// stay distinct. Also says, per set, whether it needs ZCA-whitened real data.
+pub(crate) fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<(Vec<NamedSet>, Vec<bool>)> {
+    let mut needs_zca = Vec::new();
     let mut sets: Vec<NamedSet> = paths
         .iter()
         .map(|p| {
             let set = read_set(p, data)?;
+            needs_zca.push(set.needs_zca());
             let name = p.file_stem().map_or_else(
                 || p.display().to_string(),
                 |s| s.to_string_lossy().into_owned(),
@@ -171,13 +177,14 @@ pub(crate) fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<Vec<NamedS
             sets[i].name = format!("{parent}/{}", sets[i].name);
         }
     }
-    Ok(sets)
+    Ok((sets, needs_zca))
 }
 
 /// Loads model, data and sets, runs the analysis with a progress bar and writes its results.
 fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&args.data)?;
-    let sets = read_sets(&args.sets, &args.data)?;
+    let (sets, needs_zca) = read_sets(&args.sets, &args.data)?;
+    let splits = real_space(splits, &args.data, args.zca, &needs_zca)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }
@@ -226,6 +233,12 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     use analysis::agreement as ag;
     let common = &args.common;
     let (bundle, splits) = open_model_and_data(&common.data)?;
+    // A shard reads no set; the merge's sets must be in the space the shards trained in.
+    let (sets, needs_zca) = match args.shard {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => read_sets(&common.sets, &common.data)?,
+    };
+    let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
     let overrides = overrides_json(&common.overrides)?;
     let config =
         analysis::config_with::<Agreement>(common.budget, common.seed, overrides.as_deref())?;
@@ -249,7 +262,6 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let sets = read_sets(&common.sets, &common.data)?;
     for s in &sets {
         s.data.check_against(bundle.manifest())?;
     }
@@ -291,6 +303,7 @@ fn influence_run_json(common: &CommonArgs) -> serde_json::Value {
         "dataset": common.data.dataset.to_string(),
         "data_dir": common.data.data_dir.as_ref().map(abs),
         "force": common.data.force,
+        "zca": common.zca,
         "sets": common.sets.iter().map(abs).collect::<Vec<_>>(),
         "budget": common.budget.to_string(),
         "seed": common.seed,
@@ -329,6 +342,8 @@ pub(crate) fn influence_args_from(run: &serde_json::Value) -> Result<CommonArgs>
         overrides: list("overrides")?,
         out: PathBuf::from(text("out")?),
         json: false,
+        // Absent from stores written before ZCA existed: no whitening.
+        zca: run["zca"].as_bool().unwrap_or(false),
     })
 }
 
@@ -350,7 +365,8 @@ fn run_influence_units(args: &AnalyzeArgs) -> Result<()> {
 fn influence_units(common: &CommonArgs, dir: &std::path::Path, shard: Option<Shard>) -> Result<()> {
     let shard = Shard::resolve(shard)?.unwrap_or(Shard::WHOLE);
     let (bundle, splits) = open_model_and_data(&common.data)?;
-    let sets = read_sets(&common.sets, &common.data)?;
+    let (sets, needs_zca) = read_sets(&common.sets, &common.data)?;
+    let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
     let overrides = overrides_json(&common.overrides)?;
     let config =
         analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;
@@ -373,7 +389,8 @@ fn influence_units(common: &CommonArgs, dir: &std::path::Path, shard: Option<Sha
 /// those of the sharded runs), written to `common.out`.
 pub(crate) fn gather_influence(store: &UnitStore, common: &CommonArgs) -> Result<()> {
     let (bundle, splits) = open_model_and_data(&common.data)?;
-    let sets = read_sets(&common.sets, &common.data)?;
+    let (sets, needs_zca) = read_sets(&common.sets, &common.data)?;
+    let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
     let overrides = overrides_json(&common.overrides)?;
     let config =
         analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;

@@ -9,14 +9,14 @@ use ddlens::shard::{Shard, UnitStore};
 use ddlens::train::{self, EvalJob, EvalSummary};
 use ddlens::{Error, Result};
 
-use crate::args::{open_model_and_data, read_set, DataArgs};
+use crate::args::{open_model_and_data, read_set, real_space, DataArgs};
 use crate::bar::Bar;
 
 /// Options of `ddlens eval`.
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Distilled set to evaluate (safetensors, .npz, images.npy with labels.npy beside it, or
-    /// zoo:NAME for a set of the zoo, e.g. zoo:bptt-ipc1).
+    /// Distilled set to evaluate (safetensors, .npz, images.npy with labels.npy beside it, a
+    /// .pt set of MTT, DC, DSA or DM, or zoo:NAME for a set of the zoo, e.g. zoo:bptt-ipc1).
     /// Without it, only a random real subset of `--ipc` images per class is evaluated.
     #[arg(required_unless_present = "ipc")]
     pub distilled: Option<PathBuf>,
@@ -72,15 +72,20 @@ pub(crate) struct EvalArgs {
         requires = "dd_ranking"
     )]
     pub full_accuracy: Vec<f64>,
+    /// ZCA-whiten the real data (fitted on the training split, eps 0.1), as MTT's --zca does;
+    /// automatic for a set whose metadata says `zca = true` (`ddlens import` of MTT CIFAR sets).
+    #[arg(long)]
+    pub zca: bool,
 }
 
 /// Runs the protocol on the set (and the baseline) and prints mean ± std.
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
-    let (bundle, splits) = open_model_and_data(&args.data)?;
+    let (bundle, mut splits) = open_model_and_data(&args.data)?;
     let mut sets = Vec::new();
     let (per_class, learned_lr) = match (&args.distilled, args.ipc) {
         (Some(path), _) => {
             let set = read_set(path, &args.data)?;
+            splits = real_space(splits, &args.data, args.zca, &[set.needs_zca()])?;
             set.data.check_against(bundle.manifest())?;
             let counts = set.data.class_counts();
             sets.push((path.display().to_string(), set.data));
@@ -92,7 +97,10 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
                 "must be at least 1 (images per class of the random real subset)",
             ))
         }
-        (None, Some(ipc)) => (vec![ipc; splits.train.num_classes()], None),
+        (None, Some(ipc)) => {
+            splits = real_space(splits, &args.data, args.zca, &[])?;
+            (vec![ipc; splits.train.num_classes()], None)
+        }
         (None, None) => return Err(Error::invalid("distilled", "give a distilled set or --ipc")),
     };
     let lr = args.lr.or(learned_lr).unwrap_or(0.01);

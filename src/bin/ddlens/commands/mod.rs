@@ -7,5 +7,6 @@ pub(crate) mod doctor;
 pub(crate) mod eval;
 pub(crate) mod experts;
 pub(crate) mod gather;
+pub(crate) mod import;
 pub(crate) mod report;
 pub(crate) mod train;
