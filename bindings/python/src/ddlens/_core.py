@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from ctypes import POINTER, c_void_p
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple, Type, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .errors import DDL_STATUS_CANCELLED, DDL_STATUS_OK, CancelledError, check, 
 #: A progress callback: ``progress(stage, done, total)``; returning ``False`` cancels the call
 #: (any other return value, ``None`` included, lets it go on).
 Progress = Callable[[str, int, int], Optional[bool]]
+
+
+H = TypeVar("H", bound="Handle")
 
 
 class Handle:
@@ -36,7 +39,7 @@ class Handle:
         self._ptr: Optional[int] = ptr
 
     @classmethod
-    def _adopt(cls, ptr: Optional[int]):  # type: ignore[no-untyped-def]
+    def _adopt(cls: Type[H], ptr: Optional[int]) -> H:
         """Takes ownership of a handle a C call returned."""
         obj = cls.__new__(cls)
         Handle.__init__(obj, ptr)  # type: ignore[arg-type]
@@ -61,7 +64,7 @@ class Handle:
         if p is not None:
             type(self)._free(p)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self: H) -> H:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -210,7 +213,9 @@ class _Interrupt:
 
     def __exit__(self, *exc: Any) -> None:
         if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
+            # `None`: the previous handler was not installed from Python; Python's is the default.
+            previous = signal.default_int_handler if self.previous is None else self.previous
+            signal.signal(signal.SIGINT, previous)
 
 
 def call_with_progress(

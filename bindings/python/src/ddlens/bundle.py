@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from ctypes import byref, c_float, c_int64, c_size_t
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union, overload
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -90,10 +90,10 @@ class Bundle(Handle):
         return arr
 
     @overload
-    def forward(self, params: "Params", x: Any) -> np.ndarray: ...
+    def forward(self, params: "Params", x: Any, features: Literal[False] = ...) -> np.ndarray: ...
 
     @overload
-    def forward(self, params: "Params", x: Any, features: bool) -> Any: ...
+    def forward(self, params: "Params", x: Any, features: Literal[True]) -> Tuple[np.ndarray, np.ndarray]: ...
 
     def forward(self, params: "Params", x: Any, features: bool = False) -> Any:
         """Runs the model on a batch.

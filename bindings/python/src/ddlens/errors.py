@@ -41,7 +41,7 @@ class DdlError(Exception):
         message: the library's message, naming the function and the argument at fault.
     """
 
-    #: The status this class stands for (``None`` on the base class).
+    #: The status this class stands for (-1 on the base class, which takes it as an argument).
     STATUS: int = -1
 
     def __init__(self, message: str, status: int | None = None) -> None:
