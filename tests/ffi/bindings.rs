@@ -5,7 +5,9 @@
 //! function with the same number of arguments, the same argument types and the same return
 //! type; every header function must be wrapped, and the status/enum constants must carry the
 //! header's values. The C++ wrapper is compiled against the header by tests/ffi_c.rs; here it
-//! must only mention every header function.
+//! must only mention every header function. The Python package (bindings/python) declares a
+//! ctypes prototype per header function in `_lib.py`, checked type by type against the header;
+//! every function must be called by the package and its constants carry the header's values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -570,4 +572,213 @@ fn every_header_function_is_documented_with_its_thread_safety() {
         undocumented.is_empty(),
         "header functions whose doc comment does not state their thread-safety: {undocumented:?}"
     );
+}
+
+/// The Python package (`bindings/python/src/ddlens`): its modules, `_lib.py` first.
+fn python_files() -> Vec<(PathBuf, String)> {
+    let dir = root().join("bindings/python/src/ddlens");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{} has too few modules", dir.display());
+    files
+        .into_iter()
+        .map(|p| {
+            let text = read(&p);
+            (p, text)
+        })
+        .collect()
+}
+
+/// The ctypes spellings a C type may take in `PROTOTYPES` (bindings/python/src/ddlens/_lib.py):
+/// handles are `c_void_p`, handle and string outputs `P(c_void_p)` (strings are freed by
+/// address), `const char*` is `c_char_p`, pointers to scalars `P(c_<scalar>)`.
+fn python_for(c: &str, is_return: bool) -> Result<Vec<String>, String> {
+    let c = &c.replace("* const*", "**");
+    const OPAQUE: [&str; 6] = [
+        "DdlBundle",
+        "DdlParams",
+        "DdlDataset",
+        "DdlDistilledSet",
+        "DdlTrainConfig",
+        "DdlDistillConfig",
+    ];
+    let scalar = |t: &str| -> Option<&str> {
+        Some(match t {
+            "DdlStatus" | "DdlProvider" | "DdlDtype" | "DdlBudget" | "uint32_t" => "c_uint32",
+            "uint64_t" => "c_uint64",
+            "int64_t" => "c_int64",
+            "size_t" => "c_size_t",
+            "float" => "c_float",
+            "double" => "c_double",
+            "bool" => "c_bool",
+            "int" => "c_int",
+            _ => return None,
+        })
+    };
+    let is_const = c.starts_with("const ");
+    let base = c.trim_start_matches("const ").trim_end_matches('*').trim();
+    let stars = c.chars().filter(|&ch| ch == '*').count();
+    let one = |s: &str| Ok(vec![s.to_string()]);
+    match (base, stars) {
+        ("void", 0) => one("None"),
+        ("DdlStatus", 0) if is_return => Ok(vec!["STATUS".into(), "c_uint32".into()]),
+        ("DdlStatus", 0) => one("c_uint32"),
+        ("DdlProgressFn", 0) => one("PROGRESS_FN"),
+        (b, 1) if OPAQUE.contains(&b) => one("c_void_p"),
+        (b, 2) if OPAQUE.contains(&b) => one("P(c_void_p)"),
+        ("void", 1) => one("c_void_p"),
+        ("char", 1) if is_const => one("c_char_p"),
+        // A writable buffer, or a library string passed back by address (`ddl_string_free`).
+        ("char", 1) => Ok(vec!["c_char_p".into(), "c_void_p".into()]),
+        ("char", 2) if is_const => one("P(c_char_p)"),
+        ("char", 2) => one("P(c_void_p)"),
+        (b, 0) => scalar(b)
+            .map(|s| vec![s.to_string()])
+            .ok_or_else(|| format!("no ctypes mapping for C type `{c}`; extend python_for")),
+        (b, 1) => scalar(b)
+            .map(|s| vec![format!("P({s})")])
+            .ok_or_else(|| format!("no ctypes mapping for C type `{c}`; extend python_for")),
+        _ => Err(format!(
+            "no ctypes mapping for C type `{c}`; extend python_for"
+        )),
+    }
+}
+
+/// `"ddl_name": (RET, [ARG, ...]),` lines of `PROTOTYPES`: name -> (line, return, arguments).
+fn python_prototypes(src: &str) -> BTreeMap<String, (usize, String, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    for (i, line) in src.lines().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("\"ddl_") else {
+            continue;
+        };
+        let (name, rest) = rest
+            .split_once("\": (")
+            .expect("`\"ddl_x\": (RET, [ARGS]),`");
+        let (ret, args) = rest.split_once(", [").expect("`(RET, [ARGS])`");
+        let args = args.strip_suffix("]),").expect("line ends with `]),`");
+        let args = if args.trim().is_empty() {
+            Vec::new()
+        } else {
+            args.split(',').map(|a| a.trim().to_string()).collect()
+        };
+        let prev = out.insert(format!("ddl_{name}"), (i + 1, ret.trim().to_string(), args));
+        assert!(prev.is_none(), "_lib.py:{}: ddl_{name} listed twice", i + 1);
+    }
+    out
+}
+
+#[test]
+fn python_prototypes_match_the_header_and_every_function_is_used() {
+    let functions = header_functions(&read(&root().join("include/ddlens.h")));
+    let files = python_files();
+    let lib_src = &files
+        .iter()
+        .find(|(p, _)| p.ends_with("_lib.py"))
+        .expect("_lib.py")
+        .1;
+    let prototypes = python_prototypes(lib_src);
+    let mut problems = Vec::new();
+    for (name, (line, ret, args)) in &prototypes {
+        let at = format!("bindings/python/src/ddlens/_lib.py:{line}: `{name}`");
+        let Some(f) = functions.get(name) else {
+            problems.push(format!("{at}: not a function of include/ddlens.h"));
+            continue;
+        };
+        let mismatch = |what: &str, c: &str, py: &str, is_return: bool| -> Option<String> {
+            match python_for(c, is_return) {
+                Ok(allowed) if allowed.iter().any(|a| a == py) => None,
+                Ok(allowed) => Some(format!(
+                    "{at}: {what} is `{py}`, C `{c}` needs {}",
+                    allowed.join(" or ")
+                )),
+                Err(e) => Some(format!("{at}: {e}")),
+            }
+        };
+        problems.extend(mismatch("return type", &f.ret, ret, true));
+        if args.len() != f.args.len() {
+            problems.push(format!(
+                "{at}: {} argument types, the header has {}",
+                args.len(),
+                f.args.len()
+            ));
+            continue;
+        }
+        for (i, (c, py)) in f.args.iter().zip(args).enumerate() {
+            problems.extend(mismatch(&format!("argument {}", i + 1), c, py, false));
+        }
+    }
+    let missing: Vec<&String> = functions
+        .keys()
+        .filter(|f| !prototypes.contains_key(*f))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("_lib.py PROTOTYPES lacks: {missing:?}"));
+    }
+    // Every function is called by the package (`lib.ddl_x` outside _lib.py), except these.
+    let exempt = [
+        // The package reads ddl_last_error() into each exception; the copy variant has no use.
+        "ddl_last_error_copy",
+    ];
+    let code: String = files
+        .iter()
+        .filter(|(p, _)| !p.ends_with("_lib.py"))
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let unused: Vec<&String> = functions
+        .keys()
+        .filter(|f| {
+            !exempt.contains(&f.as_str())
+                && !is_named_analysis_shim(f)
+                && !mentions(&code, &format!("lib.{f}"))
+        })
+        .collect();
+    if !unused.is_empty() {
+        problems.push(format!("the Python package never calls: {unused:?}"));
+    }
+    assert!(
+        problems.is_empty(),
+        "Python bindings drifted from include/ddlens.h:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn python_constants_match_the_header() {
+    let header = header_constants(&read(&root().join("include/ddlens.h")));
+    let mut python = BTreeMap::new();
+    for (path, src) in python_files() {
+        for line in src.lines() {
+            let Some((name, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            if !name.starts_with("DDL_") {
+                continue;
+            }
+            let v = value
+                .trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{}: `{line}` is not `DDL_X = n`", path.display()));
+            assert!(
+                python.insert(name.to_string(), v).is_none(),
+                "{name} defined twice"
+            );
+        }
+    }
+    let wanted: BTreeMap<_, _> = header
+        .iter()
+        .filter(|(k, _)| {
+            ["DDL_STATUS_", "DDL_PROVIDER_", "DDL_DTYPE_", "DDL_BUDGET_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert!(wanted.len() >= 23, "{wanted:?}");
+    assert_eq!(python, wanted, "Python constants differ from the header");
 }
