@@ -182,6 +182,34 @@ fn eval_dd_ranking_scores_follow_from_the_runs() {
         close("lrs", score(0.5 * ior - 0.5 * hlr));
         close("ars", score(0.5 * (set_aug[i] - rnd_aug[i]) + 0.5 * ior));
     }
+    // `ddlens rank` computes the same metrics from the two saved reports.
+    let dir = tempfile::tempdir().unwrap();
+    let (p, a) = (dir.path().join("plain.json"), dir.path().join("aug.json"));
+    std::fs::write(&p, v["plain"].to_string()).unwrap();
+    std::fs::write(&a, v["augmented"].to_string()).unwrap();
+    let (p, a) = (p.to_str().unwrap(), a.to_str().unwrap());
+    let args = [
+        "rank",
+        "--plain",
+        p,
+        "--augmented",
+        a,
+        "--full-accuracy",
+        "0.85",
+        "--json",
+    ];
+    let o = ddlens(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ranked: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ranked["dd_ranking"], v["dd_ranking"]);
+    // The protocols swapped: named as such.
+    let o = ddlens(&["rank", "--plain", a, "--augmented", p]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("aug.json") && stderr(&o).contains("augmentation"),
+        "{}",
+        stderr(&o)
+    );
     let bad = ddlens(&["eval", "zoo:dm-ipc1", "--dd-ranking", "--no-baseline"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--no-baseline"), "{}", stderr(&bad));

@@ -13,7 +13,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 
 use args::parse_provider;
-use commands::{analyze, demo, distill, doctor, eval, experts, gather, import, report, train};
+use commands::{
+    analyze, demo, distill, doctor, eval, experts, gather, import, rank, report, train,
+};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +69,9 @@ enum Command {
     /// any number of processes or Slurm array tasks) from its folder: checks that every unit is
     /// there and from the same settings, then writes the result (docs/cluster.md).
     Gather(gather::GatherArgs),
+    /// DD-Ranking's metrics (IOR, HLR, LRS, ARS) from evaluations saved with `ddlens eval
+    /// --json`, without training again.
+    Rank(rank::RankArgs),
     /// Convert a set MTT, DC, DSA or DM saved with torch.save (.pt) into a distilled-set file with metadata.
     Import(import::ImportArgs),
     /// One self-contained HTML report (figures embedded) from a folder of analysis results.
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
         Command::Experts(args) => experts::run(args),
         Command::Analyze(which) => analyze::cmd_analyze(which),
         Command::Gather(args) => gather::run(args),
+        Command::Rank(args) => rank::run(args),
         Command::Report(args) => report::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Doctor { .. } | Command::Import(_) => unreachable!("handled above"),

@@ -190,7 +190,7 @@ fn run_dd_ranking(
 }
 
 /// DD-Ranking's metrics as lines: mean ± std over rounds and the 95% interval.
-fn print_dd_ranking(r: &train::DdRanking) {
+pub(crate) fn print_dd_ranking(r: &train::DdRanking) {
     println!("DD-Ranking metrics (per round, then mean ± std [95% interval]; docs/evaluation.md):");
     let line = |name: &str, m: &train::Metric, scale: f64, unit: &str| {
         let ci = &m.interval;

@@ -8,5 +8,6 @@ pub(crate) mod eval;
 pub(crate) mod experts;
 pub(crate) mod gather;
 pub(crate) mod import;
+pub(crate) mod rank;
 pub(crate) mod report;
 pub(crate) mod train;
