@@ -718,3 +718,44 @@ fn import_writes_a_set_with_its_provenance() {
         "{err}"
     );
 }
+
+#[test]
+fn train_removes_its_checkpoint_when_done_and_resume_needs_one() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--model",
+        "mlp-1x28x28",
+        "--ipc",
+        "2",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--checkpoint-secs",
+        "0",
+        "--out",
+        out_s,
+    ];
+    let o = ddlens(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("params.safetensors").is_file());
+    assert!(
+        !out.join("train.ckpt").exists(),
+        "the checkpoint outlived the run"
+    );
+    let o = ddlens(&[&args[..], &["--resume"]].concat());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("train.ckpt") && stderr(&o).contains("without --resume"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ddlens(&["train", "--checkpoint-secs", "-1", "--out", out_s]);
+    assert!(stderr(&o).contains("checkpoint-secs"), "{}", stderr(&o));
+}

@@ -23,6 +23,7 @@ mod method;
 mod mtt;
 mod random;
 mod runner;
+pub(crate) use runner::differences as json_differences;
 mod synthetic;
 mod unroll;
 

@@ -214,7 +214,7 @@ fn load_for_resume(
 }
 
 /// `key: checkpoint X, now Y` for every differing leaf of two JSON objects.
-fn differences(old: &Value, new: &Value, prefix: &str) -> Vec<String> {
+pub(crate) fn differences(old: &Value, new: &Value, prefix: &str) -> Vec<String> {
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();

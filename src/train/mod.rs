@@ -10,6 +10,7 @@ mod hooks;
 mod optimizer;
 mod protocol;
 mod ranking;
+mod resume;
 mod saved_eval;
 mod schedule;
 mod shared;
@@ -30,7 +31,8 @@ pub use ranking::{
     dd_ranking, dd_ranking_of, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT,
     LRS_WEIGHT,
 };
+pub use resume::{Checkpointing, TRAIN_CHECKPOINT_FORMAT};
 pub use saved_eval::{dd_ranking_from_saved, protocol_pair, SavedEval};
 pub use schedule::Schedule;
 pub use shared::{train_at, SharedRuns, RECORD_EVERY};
-pub use trainer::{train, StepLog, TrainOutcome};
+pub use trainer::{train, train_checkpointed, StepLog, TrainOutcome};

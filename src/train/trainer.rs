@@ -4,16 +4,18 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::time::Instant;
 
 use super::config::TrainConfig;
 use super::hooks::{Control, Hook, StepContext};
 use super::optimizer::Sgd;
+use super::resume::{self, Checkpointing, TrainState};
 use crate::bundle::{Bundle, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
 /// One logged update.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepLog {
     /// Update number (1-based).
     pub step: usize,
@@ -36,6 +38,8 @@ pub struct TrainOutcome {
     pub log: Vec<StepLog>,
     /// Whether a hook stopped training before the budget was spent.
     pub stopped_early: bool,
+    /// Updates read from the checkpoint a resumed run continued from (0 otherwise).
+    pub resumed_from: usize,
 }
 
 /// The ChaCha8 stream of [`TrainConfig::seed`] that augmentation draws come from; the
@@ -53,6 +57,22 @@ pub fn train(
     config: &TrainConfig,
     hooks: &mut [&mut dyn Hook],
 ) -> Result<TrainOutcome> {
+    train_checkpointed(bundle, init, data, config, hooks, None)
+}
+
+/// [`train`], writing a checkpoint at epoch ends as `checkpointing` says, or continuing from
+/// one (`resume`): the resumed run ends with the same parameters and log, bit for bit, as a
+/// run never interrupted. When resuming, the hooks hear the checkpoint's step first instead
+/// of step 0. The checkpoint is left in place at the end (the caller removes it once its
+/// results are written).
+pub fn train_checkpointed(
+    bundle: &Bundle,
+    init: Params,
+    data: &Dataset,
+    config: &TrainConfig,
+    hooks: &mut [&mut dyn Hook],
+    checkpointing: Option<&Checkpointing>,
+) -> Result<TrainOutcome> {
     config.validate()?;
     let dsa = config.dsa()?;
     data.check_against(bundle.manifest())?;
@@ -68,15 +88,40 @@ pub fn train(
     let mut aug_rng = ChaCha8Rng::seed_from_u64(config.seed);
     aug_rng.set_stream(AUGMENT_STREAM);
     let mut sgd = Sgd::new(config.sgd);
+    let fingerprint = checkpointing.map(|_| resume::fingerprint(bundle, &init, data, config));
     let mut params = init;
     // `total` comes from the caller's settings (possibly absurd, e.g. 2^40 epochs through the C
     // ABI): reserve for a typical run only, never for what an allocation cannot hold.
     let mut log = Vec::with_capacity(total.min(1 << 16));
     let mut order: Vec<usize> = (0..data.len()).collect();
-    if notify(hooks, bundle, &params, 0, total, f32::NAN, config.lr)? == Control::Stop {
+    let mut first_epoch = 0;
+    if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
+        if c.resume {
+            let state = resume::read(&c.path, f, bundle, data.len())?;
+            first_epoch = state.epoch;
+            params = state.params;
+            sgd.set_velocity(state.velocity);
+            order = state.order;
+            rng.set_word_pos(state.rng_pos);
+            aug_rng.set_word_pos(state.aug_rng_pos);
+            log = state.log;
+        }
+    }
+    let resumed_from = log.len();
+    let outcome = |params, log, stopped_early| TrainOutcome {
+        resumed_from,
+        ..outcome(params, log, stopped_early)
+    };
+    let loss0 = log.last().map_or(f32::NAN, |s: &StepLog| s.loss);
+    let lr0 = log.last().map_or(config.lr, |s: &StepLog| s.lr);
+    if notify(hooks, bundle, &params, log.len(), total, loss0, lr0)? == Control::Stop {
         return Ok(outcome(params, log, true));
     }
-    for epoch in 0..config.epochs {
+    let mut last_write = Instant::now();
+    for epoch in first_epoch..config.epochs {
+        if log.len() == total {
+            break;
+        }
         if config.batch_size.is_some() {
             order.shuffle(&mut rng);
         }
@@ -111,6 +156,21 @@ pub fn train(
                 return Ok(outcome(params, log, step + 1 < total));
             }
         }
+        if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
+            if last_write.elapsed().as_secs_f64() >= c.every_secs {
+                let state = TrainState {
+                    epoch: epoch + 1,
+                    params: params.clone(),
+                    velocity: sgd.velocity().cloned(),
+                    order: order.clone(),
+                    rng_pos: rng.get_word_pos(),
+                    aug_rng_pos: aug_rng.get_word_pos(),
+                    log: log.clone(),
+                };
+                resume::write(&c.path, &state, f)?;
+                last_write = Instant::now();
+            }
+        }
     }
     Ok(outcome(params, log, false))
 }
@@ -143,6 +203,7 @@ fn notify(
 
 fn outcome(params: Params, log: Vec<StepLog>, stopped_early: bool) -> TrainOutcome {
     TrainOutcome {
+        resumed_from: 0,
         steps: log.len(),
         params,
         log,

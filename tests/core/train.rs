@@ -454,3 +454,81 @@ fn a_shared_run_is_replayed_bit_for_bit_and_trained_once() {
     let e = train::train_at(&b, 4, &data, &config(5), &[9], &mut []).unwrap_err();
     assert!(e.to_string().contains("steps"), "{e}");
 }
+
+/// Fails the run (as a kill would end it) once `at` updates are done.
+struct KillAt(usize);
+
+impl Hook for KillAt {
+    fn on_step(&mut self, ctx: &StepContext<'_>) -> ddlens::Result<Control> {
+        if ctx.step == self.0 {
+            return Err(ddlens::Error::Internal("killed".into()));
+        }
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_from_its_checkpoint_bit_for_bit() {
+    let b = common::open("tiny-1x8x8");
+    let data = synthetic(40, 5);
+    // Momentum, weight decay, a step schedule and DSA: every piece of state must come back.
+    let config = TrainConfig {
+        epochs: 6,
+        max_steps: None,
+        batch_size: Some(16),
+        lr: 0.05,
+        sgd: SgdConfig {
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+        schedule: Schedule::Step {
+            milestones: vec![9],
+            gamma: 0.1,
+        },
+        seed: 7,
+        augment: Some(STANDARD_STRATEGY.into()),
+    };
+    let whole = train::train(&b, b.init_params(1), &data, &config, &mut []).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = train::Checkpointing {
+        path: dir.path().join("train.ckpt"),
+        every_secs: 0.0,
+        resume: false,
+    };
+    // 3 updates per epoch: killed in the middle of epoch 4 (update 11), after the checkpoint
+    // of epoch 3.
+    let mut kill = KillAt(11);
+    let run = |hooks: &mut [&mut dyn Hook], c: &train::Checkpointing, config: &TrainConfig| {
+        train::train_checkpointed(&b, b.init_params(1), &data, config, hooks, Some(c))
+    };
+    assert!(run(&mut [&mut kill], &ckpt, &config).is_err());
+    assert!(ckpt.path.is_file());
+    let again = train::Checkpointing {
+        resume: true,
+        ..ckpt.clone()
+    };
+    let resumed = run(&mut [], &again, &config).unwrap();
+    assert_eq!(resumed.resumed_from, 9);
+    assert_eq!(resumed.params, whole.params, "resumed parameters differ");
+    assert_eq!(resumed.log, whole.log);
+    // Other settings: refused, naming the setting that differs.
+    let other = TrainConfig {
+        lr: 0.02,
+        ..config.clone()
+    };
+    let err = run(&mut [], &again, &other).unwrap_err().to_string();
+    assert!(
+        err.contains("train.ckpt") && err.contains("config.lr"),
+        "{err}"
+    );
+    // A damaged checkpoint: named, with the way out.
+    std::fs::write(&ckpt.path, b"not a checkpoint").unwrap();
+    let err = run(&mut [], &again, &config).unwrap_err().to_string();
+    assert!(
+        err.contains("train.ckpt") && err.contains("delete it"),
+        "{err}"
+    );
+    std::fs::remove_file(&ckpt.path).unwrap();
+    let err = run(&mut [], &again, &config).unwrap_err().to_string();
+    assert!(err.contains("without --resume"), "{err}");
+}

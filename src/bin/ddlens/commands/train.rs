@@ -56,6 +56,14 @@ pub(crate) struct TrainArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the checkpoint OUT/train.ckpt at the end of an epoch once this many seconds have
+    /// passed since the last one (0: every epoch); it is removed when the run has finished.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub checkpoint_secs: f64,
+    /// Continue an interrupted run from OUT/train.ckpt (same command otherwise): the result
+    /// is bit-identical to an uninterrupted run.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Trains, evaluates on the test split and writes the parameters and a log.
@@ -106,21 +114,33 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let bar = Bar::new("train", total as u64);
     let mut hook = progress_hook(&bar);
     let hooks: &mut [&mut dyn Hook] = &mut [&mut hook];
+    if !(args.checkpoint_secs >= 0.0 && args.checkpoint_secs.is_finite()) {
+        return Err(Error::invalid(
+            "checkpoint-secs",
+            "must be a number of seconds, 0 or more",
+        ));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let checkpointing = train::Checkpointing {
+        path: args.out.join("train.ckpt"),
+        every_secs: args.checkpoint_secs,
+        resume: args.resume,
+    };
     let start = Instant::now();
-    let out = train::train(
+    let out = train::train_checkpointed(
         &bundle,
         bundle.init_params(args.seed),
         &train_set,
         &config,
         hooks,
+        Some(&checkpointing),
     )?;
     let train_secs = start.elapsed().as_secs_f64();
     bar.finish();
     let eval = train::evaluate(&bundle, &out.params, &splits.test)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let params_path = args.out.join("params.safetensors");
     train::save_params(&params_path, bundle.manifest(), &out.params)?;
-    let images_seen: usize = out.log.len()
+    let images_seen: usize = (out.log.len() - out.resumed_from)
         * config
             .batch_size
             .unwrap_or(train_set.len())
@@ -133,6 +153,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         "config": config,
         "steps": out.steps,
         "train_seconds": train_secs,
+        "resumed_from_step": out.resumed_from,
         "images_per_second": images_seen as f64 / train_secs.max(1e-9),
         "test": eval,
         "params": params_path,
@@ -145,6 +166,10 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             .expect("json")
             .as_bytes(),
     )?;
+    // The results are written: the checkpoint has served.
+    if checkpointing.path.is_file() {
+        std::fs::remove_file(&checkpointing.path).map_err(|e| Error::io(&checkpointing.path, e))?;
+    }
     if args.json {
         println!("{report}");
     } else {

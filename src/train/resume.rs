@@ -1,0 +1,303 @@
+//! Training checkpoints: what a [`train`](super::train) run needs to continue exactly where it
+//! stopped, taken at the end of an epoch, in one safetensors file written atomically.
+//!
+//! A run over the whole Fashion-MNIST training set takes hours on a CPU core (the zoo's
+//! full-data row: 6,690 s for 20 epochs on one shared thread), so an interrupted one must not
+//! start over. Checkpoints are written at epoch ends only: there the minibatch order is
+//! complete and the two random streams (shuffling, augmentation) sit at a position that is
+//! stored exactly, so the resumed run computes the same numbers as an uninterrupted one, bit
+//! for bit.
+//!
+//! Tensors: `params` and `velocity` (F32, flat, in manifest order; `velocity` absent before
+//! momentum has a buffer), `order` (I64, the current minibatch order), `losses`, `lrs` (F32)
+//! and `epochs` (I64), one per finished update. Metadata: `format` =
+//! `ddlens-train-checkpoint`, `version`, `epoch` (epochs finished), the two streams' word
+//! positions, and `run`, the JSON fingerprint of the run compared on resume.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde_json::{json, Value};
+
+use super::config::TrainConfig;
+use super::trainer::StepLog;
+use crate::bundle::{Bundle, Params};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// Value of the `format` metadata key.
+pub const TRAIN_CHECKPOINT_FORMAT: &str = "ddlens-train-checkpoint";
+const VERSION: &str = "1";
+
+/// Where and how often a training run checkpoints, and whether it resumes.
+#[derive(Debug, Clone)]
+pub struct Checkpointing {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Write at the end of an epoch once this many seconds have passed since the last write
+    /// (or the start); 0 writes after every epoch.
+    pub every_secs: f64,
+    /// Continue from `path` (which must exist and come from the same run) instead of starting.
+    pub resume: bool,
+}
+
+/// The state of a training run after `epoch` whole epochs.
+#[derive(Debug, Clone)]
+pub(crate) struct TrainState {
+    pub epoch: usize,
+    pub params: Params,
+    pub velocity: Option<Params>,
+    pub order: Vec<usize>,
+    pub rng_pos: u128,
+    pub aug_rng_pos: u128,
+    pub log: Vec<StepLog>,
+}
+
+/// Everything that must agree between a run and its resumption.
+pub(crate) fn fingerprint(
+    bundle: &Bundle,
+    init: &Params,
+    data: &Dataset,
+    config: &TrainConfig,
+) -> Value {
+    let init_bytes: Vec<u8> = init
+        .to_flat()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    json!({
+        "model": bundle.name(),
+        "init": fnv(&init_bytes),
+        "data": { "name": data.name(), "len": data.len(), "content": super::content_hash(data, true) },
+        "config": config,
+    })
+}
+
+fn fnv(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// Writes `state` with `fingerprint` to `path` (temporary file, then rename).
+pub(crate) fn write(path: &Path, state: &TrainState, fingerprint: &Value) -> Result<()> {
+    let f32s =
+        |v: &mut dyn Iterator<Item = f32>| -> Vec<u8> { v.flat_map(|x| x.to_le_bytes()).collect() };
+    let i64s =
+        |v: &mut dyn Iterator<Item = i64>| -> Vec<u8> { v.flat_map(|x| x.to_le_bytes()).collect() };
+    let mut owned: Vec<(&str, Dtype, usize, Vec<u8>)> = vec![
+        (
+            "params",
+            Dtype::F32,
+            state.params.numel(),
+            f32s(&mut state.params.to_flat().into_iter()),
+        ),
+        (
+            "order",
+            Dtype::I64,
+            state.order.len(),
+            i64s(&mut state.order.iter().map(|&i| i as i64)),
+        ),
+        (
+            "losses",
+            Dtype::F32,
+            state.log.len(),
+            f32s(&mut state.log.iter().map(|s| s.loss)),
+        ),
+        (
+            "lrs",
+            Dtype::F32,
+            state.log.len(),
+            f32s(&mut state.log.iter().map(|s| s.lr)),
+        ),
+        (
+            "epochs",
+            Dtype::I64,
+            state.log.len(),
+            i64s(&mut state.log.iter().map(|s| s.epoch as i64)),
+        ),
+    ];
+    if let Some(v) = &state.velocity {
+        owned.push((
+            "velocity",
+            Dtype::F32,
+            v.numel(),
+            f32s(&mut v.to_flat().into_iter()),
+        ));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, len, bytes)| {
+            TensorView::new(*dtype, vec![*len], bytes)
+                .map(|v| (name.to_string(), v))
+                .map_err(|e| Error::invalid("checkpoint", format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta: BTreeMap<String, String> = [
+        ("format", TRAIN_CHECKPOINT_FORMAT.to_string()),
+        ("version", VERSION.to_string()),
+        ("epoch", state.epoch.to_string()),
+        ("rng_pos", state.rng_pos.to_string()),
+        ("aug_rng_pos", state.aug_rng_pos.to_string()),
+        ("run", fingerprint.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let bytes = crate::io::serialize_safetensors(views, &meta)
+        .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))?;
+    crate::io::write_atomic(path, &bytes)
+}
+
+/// Reads the checkpoint at `path` for a run with `fingerprint` over `data_len` examples and
+/// `bundle`'s parameters; any mismatch or damage is an error naming the file.
+pub(crate) fn read(
+    path: &Path,
+    fingerprint: &Value,
+    bundle: &Bundle,
+    data_len: usize,
+) -> Result<TrainState> {
+    if !path.is_file() {
+        return Err(Error::invalid(
+            "resume",
+            format!(
+                "no checkpoint at {}; run without --resume to start",
+                path.display()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let data_error = |message: String| Error::Data {
+        origin: path.display().to_string(),
+        message,
+    };
+    let (state, found) = decode(&bytes, bundle, data_len).map_err(|m| {
+        data_error(format!(
+            "not a usable training checkpoint ({m}); delete it to start over"
+        ))
+    })?;
+    let diffs = crate::distill::json_differences(&found, fingerprint, "");
+    if !diffs.is_empty() {
+        return Err(data_error(format!(
+            "was written by a run with other settings ({}); resume with the same settings, or \
+             delete the checkpoint to start over",
+            diffs.join("; ")
+        )));
+    }
+    Ok(state)
+}
+
+/// Decodes [`write`]'s bytes; the error says what is wrong (without the file name).
+fn decode(
+    bytes: &[u8],
+    bundle: &Bundle,
+    data_len: usize,
+) -> std::result::Result<(TrainState, Value), String> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let key = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| format!("metadata key `{k}` is missing"))
+    };
+    if key("format")? != TRAIN_CHECKPOINT_FORMAT {
+        return Err(format!("format is not `{TRAIN_CHECKPOINT_FORMAT}`"));
+    }
+    if key("version")? != VERSION {
+        return Err(format!(
+            "version {} (this build reads {VERSION})",
+            key("version")?
+        ));
+    }
+    let number = |k: &str| -> std::result::Result<u128, String> {
+        key(k)?
+            .parse()
+            .map_err(|_| format!("metadata `{k}` is not a count"))
+    };
+    let fingerprint: Value =
+        serde_json::from_str(&key("run")?).map_err(|e| format!("metadata `run`: {e}"))?;
+    let tensor = |name: &str, dtype: Dtype| -> std::result::Result<Option<Vec<u8>>, String> {
+        match st.tensor(name) {
+            Ok(t) if t.dtype() == dtype && t.shape().len() == 1 => Ok(Some(t.data().to_vec())),
+            Ok(t) => Err(format!(
+                "tensor `{name}` is {:?} {:?}, expected {dtype:?} rank 1",
+                t.dtype(),
+                t.shape()
+            )),
+            Err(_) => Ok(None),
+        }
+    };
+    let needed =
+        |name: &str, dtype| tensor(name, dtype)?.ok_or(format!("tensor `{name}` is missing"));
+    let f32s = |b: Vec<u8>| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let i64s = |b: Vec<u8>| -> Vec<i64> {
+        b.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    };
+    let specs = &bundle.manifest().params;
+    let params_of = |v: Vec<f32>, name: &str| {
+        Params::from_flat(specs, &v).map_err(|e| format!("tensor `{name}`: {e}"))
+    };
+    let params = params_of(f32s(needed("params", Dtype::F32)?), "params")?;
+    let velocity = tensor("velocity", Dtype::F32)?
+        .map(|b| params_of(f32s(b), "velocity"))
+        .transpose()?;
+    let order = i64s(needed("order", Dtype::I64)?);
+    let mut seen = vec![false; data_len];
+    for &i in &order {
+        match usize::try_from(i).ok().filter(|&i| i < data_len) {
+            Some(i) if !seen[i] => seen[i] = true,
+            _ => {
+                return Err(format!(
+                    "`order` is not a permutation of the {data_len} examples"
+                ))
+            }
+        }
+    }
+    if order.len() != data_len {
+        return Err(format!(
+            "`order` has {} entries for {data_len} examples",
+            order.len()
+        ));
+    }
+    let (losses, lrs) = (
+        f32s(needed("losses", Dtype::F32)?),
+        f32s(needed("lrs", Dtype::F32)?),
+    );
+    let epochs = i64s(needed("epochs", Dtype::I64)?);
+    if lrs.len() != losses.len() || epochs.len() != losses.len() {
+        return Err("`losses`, `lrs` and `epochs` differ in length".into());
+    }
+    let log = losses
+        .iter()
+        .zip(&lrs)
+        .zip(&epochs)
+        .enumerate()
+        .map(|(i, ((&loss, &lr), &epoch))| StepLog {
+            step: i + 1,
+            epoch: epoch.max(0) as usize,
+            loss,
+            lr,
+        })
+        .collect();
+    let epoch = usize::try_from(number("epoch")?).map_err(|_| "metadata `epoch` is too large")?;
+    let state = TrainState {
+        epoch,
+        params,
+        velocity,
+        order: order.into_iter().map(|i| i as usize).collect(),
+        rng_pos: number("rng_pos")?,
+        aug_rng_pos: number("aug_rng_pos")?,
+        log,
+    };
+    Ok((state, fingerprint))
+}
