@@ -20,7 +20,7 @@ use ddlens::analysis::{Budget, NamedSet};
 use ddlens::bundle::Manifest;
 use ddlens::data::{read_cifar10_batch, read_idx_images, read_idx_labels, CIFAR10_RECORD_BYTES};
 use ddlens::distill::{Checkpoint, ExpertDir, ExpertSource};
-use ddlens::train::{load_params, save_params};
+use ddlens::train::{load_params, save_params, TrainCheckpoint};
 use ddlens::DistilledSet;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -43,6 +43,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("report_results", report_results),
     ("pool_file", pool_file),
     ("pt_import", pt_import),
+    ("train_checkpoint", train_checkpoint),
 ];
 
 /// The model the parameter and expert targets read for: `models/tiny-1x8x8/manifest.json`,
@@ -245,6 +246,27 @@ pub fn distill_checkpoint(data: &[u8]) -> bool {
     let bytes = c.to_bytes().expect("a checkpoint that reads encodes");
     let again = put("distill_checkpoint", "again.ckpt", &bytes);
     let back = Checkpoint::read(&again).expect("an encoded checkpoint reads back");
+    assert_eq!(back.to_bytes().unwrap(), bytes, "the checkpoint changed");
+    true
+}
+
+/// Examples the training checkpoints of [`train_checkpoint`] are read for (`order` must be a
+/// permutation of them).
+pub const TRAIN_CHECKPOINT_EXAMPLES: usize = 4;
+
+/// A training checkpoint (`TrainCheckpoint::read`, what `ddlens train --resume` reads) for
+/// the tiny model over [`TRAIN_CHECKPOINT_EXAMPLES`] examples, with a write/read round trip.
+pub fn train_checkpoint(data: &[u8]) -> bool {
+    let path = put("train_checkpoint", "train.ckpt", data);
+    let specs = &tiny_manifest().params;
+    let Ok(c) = TrainCheckpoint::read(&path, specs, TRAIN_CHECKPOINT_EXAMPLES) else {
+        return false;
+    };
+    assert_eq!(c.order.len(), TRAIN_CHECKPOINT_EXAMPLES);
+    let bytes = c.to_bytes().expect("a checkpoint that reads encodes");
+    let again = put("train_checkpoint", "again.ckpt", &bytes);
+    let back = TrainCheckpoint::read(&again, specs, TRAIN_CHECKPOINT_EXAMPLES)
+        .expect("an encoded checkpoint reads back");
     assert_eq!(back.to_bytes().unwrap(), bytes, "the checkpoint changed");
     true
 }

@@ -117,6 +117,7 @@ replay_tests!(
     report_results,
     pool_file,
     pt_import,
+    train_checkpoint,
 );
 
 /// The split of two-file inputs is the inverse of the join the seeds are made with.
@@ -451,6 +452,7 @@ mod seeds {
         distilled_seeds();
         params_seeds();
         checkpoint_seeds();
+        train_checkpoint_seeds();
         pool_seeds();
         report_seeds();
         pt_seeds();
@@ -675,6 +677,54 @@ mod seeds {
             "distill_checkpoint",
             "bad-truncated",
             &bytes[..bytes.len() - 3],
+        );
+    }
+
+    fn train_checkpoint_seeds() {
+        let params = tiny_params(0.5);
+        let velocity = tiny_params(-0.25);
+        let log = (0..3)
+            .map(|i| ddlens::train::StepLog {
+                step: i + 1,
+                epoch: i / 2,
+                loss: 2.0 - i as f32 * 0.25,
+                lr: 0.01,
+            })
+            .collect();
+        let checkpoint = ddlens::train::TrainCheckpoint {
+            epoch: 2,
+            params,
+            velocity: Some(velocity),
+            order: vec![2, 0, 3, 1],
+            rng_pos: 1 << 70,
+            aug_rng_pos: 17,
+            log,
+            fingerprint: serde_json::json!({"model": "tiny-1x8x8", "config": {"lr": 0.01}}),
+        };
+        assert_eq!(checkpoint.order.len(), targets::TRAIN_CHECKPOINT_EXAMPLES);
+        let bytes = checkpoint.to_bytes().unwrap();
+        save("train_checkpoint", "seed-momentum", &bytes);
+        let fresh = ddlens::train::TrainCheckpoint {
+            velocity: None,
+            log: vec![],
+            epoch: 0,
+            ..checkpoint
+        };
+        save("train_checkpoint", "seed-fresh", &fresh.to_bytes().unwrap());
+        save(
+            "train_checkpoint",
+            "bad-truncated",
+            &bytes[..bytes.len() - 3],
+        );
+        // `order` with a repeated example: not a permutation.
+        let repeated = ddlens::train::TrainCheckpoint {
+            order: vec![0, 0, 1, 2],
+            ..fresh
+        };
+        save(
+            "train_checkpoint",
+            "bad-order",
+            &repeated.to_bytes().unwrap(),
         );
     }
 

@@ -31,7 +31,7 @@ pub use ranking::{
     dd_ranking, dd_ranking_of, normalised_score, Accuracies, DdRanking, Metric, ARS_WEIGHT,
     LRS_WEIGHT,
 };
-pub use resume::{Checkpointing, TRAIN_CHECKPOINT_FORMAT};
+pub use resume::{Checkpointing, TrainCheckpoint, TRAIN_CHECKPOINT_FORMAT};
 pub use saved_eval::{dd_ranking_from_saved, protocol_pair, SavedEval};
 pub use schedule::Schedule;
 pub use shared::{train_at, SharedRuns, RECORD_EVERY};

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::config::TrainConfig;
 use super::trainer::StepLog;
-use crate::bundle::{Bundle, Params};
+use crate::bundle::{Bundle, ParamSpec, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -45,14 +45,23 @@ pub struct Checkpointing {
 
 /// The state of a training run after `epoch` whole epochs.
 #[derive(Debug, Clone)]
-pub(crate) struct TrainState {
+pub struct TrainCheckpoint {
+    /// Epochs finished.
     pub epoch: usize,
+    /// The parameters after them.
     pub params: Params,
+    /// SGD's momentum buffer, once it exists.
     pub velocity: Option<Params>,
+    /// The minibatch order of the last epoch (each epoch reshuffles it in place).
     pub order: Vec<usize>,
+    /// Word position of the shuffling stream.
     pub rng_pos: u128,
+    /// Word position of the augmentation stream.
     pub aug_rng_pos: u128,
+    /// Every update so far.
     pub log: Vec<StepLog>,
+    /// The run's settings, compared on resume.
+    pub fingerprint: Value,
 }
 
 /// Everything that must agree between a run and its resumption.
@@ -82,8 +91,29 @@ fn fnv(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// Writes `state` with `fingerprint` to `path` (temporary file, then rename).
-pub(crate) fn write(path: &Path, state: &TrainState, fingerprint: &Value) -> Result<()> {
+impl TrainCheckpoint {
+    /// Writes the checkpoint to `path` through a temporary file and a rename.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        crate::io::write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// Reads a checkpoint of a model with parameters `specs` over `data_len` examples; every
+    /// problem is an error naming the file.
+    pub fn read(path: &Path, specs: &[ParamSpec], data_len: usize) -> Result<TrainCheckpoint> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        decode(&bytes, specs, data_len).map_err(|m| Error::Data {
+            origin: path.display().to_string(),
+            message: format!("not a usable training checkpoint ({m}); delete it to start over"),
+        })
+    }
+
+    /// The safetensors encoding.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        encode(self)
+    }
+}
+
+fn encode(state: &TrainCheckpoint) -> Result<Vec<u8>> {
     let f32s =
         |v: &mut dyn Iterator<Item = f32>| -> Vec<u8> { v.flat_map(|x| x.to_le_bytes()).collect() };
     let i64s =
@@ -142,24 +172,23 @@ pub(crate) fn write(path: &Path, state: &TrainState, fingerprint: &Value) -> Res
         ("epoch", state.epoch.to_string()),
         ("rng_pos", state.rng_pos.to_string()),
         ("aug_rng_pos", state.aug_rng_pos.to_string()),
-        ("run", fingerprint.to_string()),
+        ("run", state.fingerprint.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = crate::io::serialize_safetensors(views, &meta)
-        .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))?;
-    crate::io::write_atomic(path, &bytes)
+    crate::io::serialize_safetensors(views, &meta)
+        .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))
 }
 
-/// Reads the checkpoint at `path` for a run with `fingerprint` over `data_len` examples and
+/// The checkpoint at `path` for a run with `fingerprint` over `data_len` examples and
 /// `bundle`'s parameters; any mismatch or damage is an error naming the file.
-pub(crate) fn read(
+pub(crate) fn load_for_resume(
     path: &Path,
     fingerprint: &Value,
     bundle: &Bundle,
     data_len: usize,
-) -> Result<TrainState> {
+) -> Result<TrainCheckpoint> {
     if !path.is_file() {
         return Err(Error::invalid(
             "resume",
@@ -169,33 +198,27 @@ pub(crate) fn read(
             ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let data_error = |message: String| Error::Data {
-        origin: path.display().to_string(),
-        message,
-    };
-    let (state, found) = decode(&bytes, bundle, data_len).map_err(|m| {
-        data_error(format!(
-            "not a usable training checkpoint ({m}); delete it to start over"
-        ))
-    })?;
-    let diffs = crate::distill::json_differences(&found, fingerprint, "");
+    let ckpt = TrainCheckpoint::read(path, &bundle.manifest().params, data_len)?;
+    let diffs = crate::distill::json_differences(&ckpt.fingerprint, fingerprint, "");
     if !diffs.is_empty() {
-        return Err(data_error(format!(
-            "was written by a run with other settings ({}); resume with the same settings, or \
-             delete the checkpoint to start over",
-            diffs.join("; ")
-        )));
+        return Err(Error::Data {
+            origin: path.display().to_string(),
+            message: format!(
+                "was written by a run with other settings ({}); resume with the same \
+                 settings, or delete the checkpoint to start over",
+                diffs.join("; ")
+            ),
+        });
     }
-    Ok(state)
+    Ok(ckpt)
 }
 
-/// Decodes [`write`]'s bytes; the error says what is wrong (without the file name).
+/// Decodes [`encode`]'s bytes; the error says what is wrong (without the file name).
 fn decode(
     bytes: &[u8],
-    bundle: &Bundle,
+    specs: &[ParamSpec],
     data_len: usize,
-) -> std::result::Result<(TrainState, Value), String> {
+) -> std::result::Result<TrainCheckpoint, String> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -243,7 +266,6 @@ fn decode(
             .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect()
     };
-    let specs = &bundle.manifest().params;
     let params_of = |v: Vec<f32>, name: &str| {
         Params::from_flat(specs, &v).map_err(|e| format!("tensor `{name}`: {e}"))
     };
@@ -290,7 +312,7 @@ fn decode(
         })
         .collect();
     let epoch = usize::try_from(number("epoch")?).map_err(|_| "metadata `epoch` is too large")?;
-    let state = TrainState {
+    Ok(TrainCheckpoint {
         epoch,
         params,
         velocity,
@@ -298,6 +320,6 @@ fn decode(
         rng_pos: number("rng_pos")?,
         aug_rng_pos: number("aug_rng_pos")?,
         log,
-    };
-    Ok((state, fingerprint))
+        fingerprint,
+    })
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::config::TrainConfig;
 use super::hooks::{Control, Hook, StepContext};
 use super::optimizer::Sgd;
-use super::resume::{self, Checkpointing, TrainState};
+use super::resume::{self, Checkpointing, TrainCheckpoint};
 use crate::bundle::{Bundle, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -97,7 +97,7 @@ pub fn train_checkpointed(
     let mut first_epoch = 0;
     if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
         if c.resume {
-            let state = resume::read(&c.path, f, bundle, data.len())?;
+            let state = resume::load_for_resume(&c.path, f, bundle, data.len())?;
             first_epoch = state.epoch;
             params = state.params;
             sgd.set_velocity(state.velocity);
@@ -158,7 +158,7 @@ pub fn train_checkpointed(
         }
         if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
             if last_write.elapsed().as_secs_f64() >= c.every_secs {
-                let state = TrainState {
+                TrainCheckpoint {
                     epoch: epoch + 1,
                     params: params.clone(),
                     velocity: sgd.velocity().cloned(),
@@ -166,8 +166,9 @@ pub fn train_checkpointed(
                     rng_pos: rng.get_word_pos(),
                     aug_rng_pos: aug_rng.get_word_pos(),
                     log: log.clone(),
-                };
-                resume::write(&c.path, &state, f)?;
+                    fingerprint: f.clone(),
+                }
+                .write(&c.path)?;
                 last_write = Instant::now();
             }
         }
