@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ddlens::analysis;
+use ddlens::distill;
 use ddlens::io::write_atomic;
 use ddlens::shard::UnitStore;
 use ddlens::train;
@@ -47,6 +48,20 @@ pub(crate) fn run(args: GatherArgs) -> Result<()> {
             }
             eprintln!("wrote {}", path.display());
             super::eval::print_report(&report)
+        }
+        distill::EXPERTS_KIND => {
+            let index = distill::gather_experts(&args.dir)?;
+            if args.json {
+                println!("{}", serde_json::json!({ "dir": args.dir, "index": index }));
+            } else {
+                eprintln!(
+                    "wrote {} ({} experts of {} epochs)",
+                    args.dir.join("experts.json").display(),
+                    index.experts,
+                    index.epochs
+                );
+            }
+            Ok(())
         }
         kind if analysis::find(kind).is_ok_and(|e| e.units.is_some()) => {
             let mut common = super::analyze::args_from(&store.spec().settings["run"])?;
