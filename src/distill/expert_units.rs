@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::expert::{check_inputs, expert_index, write_index, ExpertConfig, ExpertIndex};
 use super::expert_store::{read_state, train_expert_into, Settings};
@@ -123,7 +123,7 @@ pub fn gather_experts(dir: &Path) -> Result<ExpertIndex> {
         )));
     }
     for (i, unit) in store.gather()?.iter().enumerate() {
-        if unit["epochs"] != Value::from(index.epochs) {
+        if unit["epochs"] != index.epochs {
             return Err(Error::Data {
                 origin: store.path(i).display().to_string(),
                 message: format!("not an expert of {} epochs", index.epochs),
