@@ -202,6 +202,19 @@ fn a_shard_with_other_settings_is_refused_naming_the_setting() {
         "{}",
         stderr(&o)
     );
+    let o = ddlens(&["analyze", "mixing", "--shard", "0/2"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("mixing needs --units DIR"),
+        "{}",
+        stderr(&o)
+    );
+    // Analyses that are not made of units say which are.
+    let o = ddlens(&["analyze", "pixels", "--units", units]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("mixing, sensitivity, influence"),
+        "{}",
+        stderr(&o)
+    );
     // gather on a folder that holds no job names it.
     let o = ddlens(&["gather", tmp.path().to_str().unwrap()]);
     assert!(
