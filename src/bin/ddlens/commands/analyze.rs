@@ -359,8 +359,8 @@ fn run_units(entry: &analysis::Entry, fns: UnitFns, args: &AnalyzeArgs) -> Resul
     gather_units(&store, &args.common)
 }
 
-/// Loads what every analysis run needs: model, real data (whitened when asked), the sets
-/// (checked against the model) and the run's description.
+/// What every analysis run needs: model, real data, sets, the run's description and the
+/// `--set` overrides as one JSON object.
 struct Loaded {
     bundle: ddlens::Bundle,
     splits: ddlens::data::Splits,
@@ -369,6 +369,7 @@ struct Loaded {
     overrides: Option<String>,
 }
 
+/// Loads model, real data (whitened when asked) and sets (checked against the model).
 fn load(common: &CommonArgs) -> Result<Loaded> {
     let (bundle, splits) = open_model_and_data(&common.data)?;
     let (sets, needs_zca) = read_sets(&common.sets, &common.data)?;
@@ -400,6 +401,7 @@ impl Loaded {
     }
 }
 
+/// Runs the units of `shard` (default: the Slurm array task's, else all) into `dir`.
 fn shard_units(
     entry: &analysis::Entry,
     fns: UnitFns,
