@@ -299,9 +299,12 @@ impl<'a> MixingPlan<'a> {
         }
     }
 
-    /// Number of units: curves × ks × runs.
+    /// Number of units: curves × ks × runs (saturating).
     pub fn units(&self) -> usize {
-        self.curves.len() * self.config.ks.len() * self.config.runs
+        self.curves
+            .len()
+            .saturating_mul(self.config.ks.len())
+            .saturating_mul(self.config.runs)
     }
 
     /// The curve, the index of k and the run of unit `u`.
@@ -448,6 +451,10 @@ impl Sharded for Mixing {
 
     fn cost(plan: &MixingPlan<'_>, _u: usize) -> usize {
         plan.config.steps
+    }
+
+    fn total_cost(plan: &MixingPlan<'_>) -> usize {
+        plan.units().saturating_mul(plan.config.steps)
     }
 
     fn run_unit(

@@ -430,7 +430,8 @@ struct RowPlan {
 
 /// The set-up of [`sensitivity`]: the setups (other architectures opened), the baselines,
 /// the test sample, the rows, and the units: one per (row, setup, run) that trains, in that
-/// order (a setup that trains exactly like the standard one reuses its runs and has none).
+/// order (a setup that trains exactly like the standard one reuses its runs and has none):
+/// unit `u` is run `u % runs` of the `u / runs`-th cell that trains.
 pub struct SensitivityPlan<'a> {
     model: &'a Bundle,
     real: RealData<'a>,
@@ -442,8 +443,8 @@ pub struct SensitivityPlan<'a> {
     bases: Vec<Baseline>,
     test: Dataset,
     rows: Vec<RowPlan>,
-    /// `(row, setup, run)` of each unit.
-    units: Vec<(usize, usize, usize)>,
+    /// `(row, setup)` of each cell that trains, in order.
+    cells: Vec<(usize, usize)>,
 }
 
 impl<'a> SensitivityPlan<'a> {
@@ -501,9 +502,9 @@ impl<'a> SensitivityPlan<'a> {
             bases,
             test,
             rows,
-            units: Vec::new(),
+            cells: Vec::new(),
         };
-        plan.units = plan.list_units();
+        plan.cells = plan.training_cells();
         Ok(plan)
     }
 
@@ -523,27 +524,32 @@ impl<'a> SensitivityPlan<'a> {
                 == effective(config.setup_config(Kind::Standard, n, lr, 0), n)
     }
 
-    fn list_units(&self) -> Vec<(usize, usize, usize)> {
-        let mut units = Vec::new();
+    fn training_cells(&self) -> Vec<(usize, usize)> {
+        let mut cells = Vec::new();
         for (r, row) in self.rows.iter().enumerate() {
             let n = self.data(row).len();
             for (s, setup) in self.setups.iter().enumerate() {
                 if !self.reuses(setup.kind, n, row.lr) {
-                    units.extend((0..self.config.runs).map(|run| (r, s, run)));
+                    cells.push((r, s));
                 }
             }
         }
-        units
+        cells
     }
 
-    /// Number of units.
+    /// Number of units: cells that train × runs (saturating).
     pub fn units(&self) -> usize {
-        self.units.len()
+        self.cells.len().saturating_mul(self.config.runs)
     }
 
-    /// Updates of unit `u`.
-    pub fn steps(&self, u: usize) -> usize {
-        let (r, s, _) = self.units[u];
+    /// The row, the setup and the run of unit `u`.
+    pub fn unit(&self, u: usize) -> (usize, usize, usize) {
+        let (r, s) = self.cells[u / self.config.runs];
+        (r, s, u % self.config.runs)
+    }
+
+    /// Updates of every run of the cell of `(row, setup)`.
+    fn cell_steps(&self, r: usize, s: usize) -> usize {
         let row = &self.rows[r];
         let n = self.data(row).len();
         self.config
@@ -558,7 +564,7 @@ impl<'a> SensitivityPlan<'a> {
         u: usize,
         on_step: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<Option<f64>> {
-        let (r, s, run) = self.units[u];
+        let (r, s, run) = self.unit(u);
         let row = &self.rows[r];
         let data = self.data(row);
         let kind = self.setups[s].kind;
@@ -576,11 +582,11 @@ impl<'a> SensitivityPlan<'a> {
 
     /// The result from every unit's accuracy (`None`: diverged), in unit order.
     pub fn assemble(&self, accuracies: &[Option<f64>]) -> Result<SensitivityResult> {
-        if accuracies.len() != self.units.len() {
+        if accuracies.len() != self.units() {
             return Err(Error::Internal(format!(
                 "{} accuracies for {} sensitivity units",
                 accuracies.len(),
-                self.units.len()
+                self.units()
             )));
         }
         let mut next = accuracies.iter();
@@ -723,7 +729,14 @@ impl Sharded for Sensitivity {
     }
 
     fn cost(plan: &SensitivityPlan<'_>, u: usize) -> usize {
-        plan.steps(u)
+        let (r, s, _) = plan.unit(u);
+        plan.cell_steps(r, s)
+    }
+
+    fn total_cost(plan: &SensitivityPlan<'_>) -> usize {
+        plan.cells.iter().fold(0, |t: usize, &(r, s)| {
+            t.saturating_add(plan.cell_steps(r, s).saturating_mul(plan.config.runs))
+        })
     }
 
     fn run_unit(
@@ -731,7 +744,7 @@ impl Sharded for Sensitivity {
         u: usize,
         progress: &mut dyn Progress,
     ) -> Result<SensitivityUnit> {
-        let steps = plan.steps(u);
+        let steps = Self::cost(plan, u);
         let accuracy = plan.run_unit(u, &mut |step| {
             progress.report(Sensitivity::NAME, step, steps)
         })?;

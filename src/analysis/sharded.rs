@@ -51,6 +51,12 @@ pub trait Sharded: Analysis {
         1
     }
 
+    /// The sum of [`Sharded::cost`] over all units (override where units are many: the
+    /// default visits each).
+    fn total_cost(plan: &Self::Plan<'_>) -> usize {
+        (0..Self::units(plan)).fold(0, |t: usize, u| t.saturating_add(Self::cost(plan, u)))
+    }
+
     /// Runs unit `u`; its random draws depend on the job's seed and on `u` only.
     fn run_unit(plan: &Self::Plan<'_>, u: usize, progress: &mut dyn Progress)
         -> Result<Self::Unit>;
@@ -108,9 +114,9 @@ pub fn run_all<A: Sharded>(
 ) -> Result<A::Output> {
     let plan = A::plan(model, real, sets, config)?;
     let n = A::units(&plan);
-    let total = (0..n).map(|u| A::cost(&plan, u)).sum();
+    let total = A::total_cost(&plan);
     progress.report(A::NAME, 0, total)?;
-    let mut results = Vec::with_capacity(n);
+    let mut results = Vec::new(); // `n` follows the caller's run counts: no reservation
     let mut offset = 0;
     for u in 0..n {
         let mut sub = Offset {
@@ -119,7 +125,7 @@ pub fn run_all<A: Sharded>(
             total,
         };
         results.push(A::run_unit(&plan, u, &mut sub)?);
-        offset += A::cost(&plan, u);
+        offset = offset.saturating_add(A::cost(&plan, u));
         progress.report(A::NAME, offset, total)?;
     }
     A::assemble(&plan, results, progress)
@@ -140,11 +146,11 @@ pub fn run_shard<A: Sharded>(
             A::NAME
         )));
     }
-    let mine: Vec<usize> = shard.units(n).collect();
+    let mine = shard.units(n).size_hint().0; // exact for a stepped range, O(1)
     let stage = format!("{} units", A::NAME);
     let mut out = ShardRun::default();
-    progress.report(&stage, 0, mine.len())?;
-    for (k, &u) in mine.iter().enumerate() {
+    progress.report(&stage, 0, mine)?;
+    for (k, u) in shard.units(n).enumerate() {
         if store.done(u) {
             out.skipped.push(u);
         } else {
@@ -153,7 +159,7 @@ pub fn run_shard<A: Sharded>(
                 inner: &mut *progress,
                 stage: &stage,
                 done: k,
-                total: mine.len(),
+                total: mine,
             };
             let result = A::run_unit(plan, u, &mut within)?;
             let value = serde_json::to_value(&result)
@@ -161,7 +167,7 @@ pub fn run_shard<A: Sharded>(
             store.write(u, value)?;
             out.ran.push(u);
         }
-        progress.report(&stage, k + 1, mine.len())?;
+        progress.report(&stage, k + 1, mine)?;
     }
     Ok(out)
 }
