@@ -202,6 +202,19 @@ fn a_shard_with_other_settings_is_refused_naming_the_setting() {
         "{}",
         stderr(&o)
     );
+    let o = ddlens(&["analyze", "mixing", "--shard", "0/2"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("mixing needs --units DIR"),
+        "{}",
+        stderr(&o)
+    );
+    // Analyses that are not made of units say which are.
+    let o = ddlens(&["analyze", "pixels", "--units", units]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("mixing, sensitivity, influence"),
+        "{}",
+        stderr(&o)
+    );
     // gather on a folder that holds no job names it.
     let o = ddlens(&["gather", tmp.path().to_str().unwrap()]);
     assert!(
@@ -288,4 +301,232 @@ fn sharded_influence_gathers_to_the_bytes_of_one_process() {
         "{}",
         stderr(&e)
     );
+}
+
+/// `ddlens analyze NAME SET --budget smoke --model mlp-1x28x28 --set ...` plus `extra`.
+fn analyze_args(name: &str, set: &str, overrides: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["analyze", name, set, "--budget", "smoke"]
+        .iter()
+        .chain(&["--model", "mlp-1x28x28"])
+        .map(|s| s.to_string())
+        .collect();
+    for o in overrides {
+        a.extend(["--set".to_string(), o.to_string()]);
+    }
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn run_strings(a: &[String]) -> Output {
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    ddlens(&a)
+}
+
+/// The files of `a` (not its sub-folders) hold the same bytes in `b`.
+fn same_files(a: &Path, b: &Path, must_hold: &str) {
+    let mut files: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name())
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|f| f == must_hold), "{files:?}");
+    for f in &files {
+        let x = std::fs::read(a.join(f)).unwrap();
+        let y =
+            std::fs::read(b.join(f)).unwrap_or_else(|e| panic!("gather did not write {f:?}: {e}"));
+        assert!(
+            x == y,
+            "{f:?} differs between one process and the gathered shards"
+        );
+    }
+}
+
+/// A 2-shard run of analysis `name` (with `units` units) gathers to the files of one
+/// process; the first shard's line, a gather with missing units and a re-run are checked.
+fn two_shards_gather_to_one_process(name: &str, overrides: &[&str], units: usize, first: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = small_set(tmp.path());
+    let dir = |n: &str| tmp.path().join(n).display().to_string();
+    let (one, sharded, store) = (dir("one"), dir("sharded"), dir("units"));
+    let args = |extra: &[&str]| analyze_args(name, &set, overrides, extra);
+    ok(run_strings(&args(&["--out", &one])));
+
+    let o = ok(run_strings(&args(&[
+        "--out", &sharded, "--units", &store, "--shard", "0/2",
+    ])));
+    assert!(stderr(&o).contains(first), "{}", stderr(&o));
+    let o = ddlens(&["gather", &store]);
+    assert!(!o.status.success());
+    let missing = format!("{} of {units} {name} units missing: 1, 3", units / 2);
+    assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
+    ok(run_strings(&args(&[
+        "--out", &sharded, "--units", &store, "--shard", "1/2",
+    ])));
+    // A requeued task finds its units done.
+    let o = ok(run_strings(&args(&[
+        "--out", &sharded, "--units", &store, "--shard", "0/2",
+    ])));
+    let skipped = format!("ran 0 unit(s) []; skipped {} already done [0, 2", units / 2);
+    assert!(stderr(&o).contains(&skipped), "{}", stderr(&o));
+    ok(ddlens(&["gather", &store]));
+    same_files(
+        Path::new(&one),
+        Path::new(&sharded),
+        &format!("{name}.json"),
+    );
+}
+
+#[test]
+fn sharded_mixing_gathers_to_the_bytes_of_one_process() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    // The set and its baseline × ks {0, 2} × 2 runs = 8 units.
+    let overrides = ["ks=[0,2]", "runs=2", "steps=3", "test_images=100"];
+    two_shards_gather_to_one_process(
+        "mixing",
+        &overrides,
+        8,
+        "shard 0/2: units 0, 2, 4, 6 (4 of 8)",
+    );
+}
+
+#[test]
+fn sharded_sensitivity_gathers_to_the_bytes_of_one_process() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    // The set and its baseline × (standard, epochs x0.5, lr x10; full batch reuses the
+    // standard runs, the model's own architecture is skipped) × 1 run = 6 units.
+    let overrides = [
+        "epochs=2",
+        "epoch_factors=[0.5]",
+        "lr_factors=[10]",
+        "batch_sizes=[0]",
+        "optimizers=[]",
+        "architectures=[\"mlp-{shape}\"]",
+        "test_images=100",
+    ];
+    two_shards_gather_to_one_process(
+        "sensitivity",
+        &overrides,
+        6,
+        "shard 0/2: units 0, 2, 4 (3 of 6)",
+    );
+}
+
+/// Every file under `a`, as paths relative to it, sorted.
+fn tree(a: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![a.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(a).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Fashion-MNIST-shaped data folder of `train` and `test` images (seeded noise, labels
+/// `i % 10`, raw IDX files), so that experts train in moments.
+fn tiny_idx_data(dir: &Path, train: u32, test: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut state = 12345u32;
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut images = [0x0803u32, n, 28, 28]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<u8>>();
+        images.extend((0..n * 28 * 28).map(|_| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 24) as u8
+        }));
+        let mut labels = [0x0801u32, n]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<u8>>();
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[test]
+fn sharded_experts_gather_to_the_files_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_idx_data(&data, 200, 50);
+    let data = data.to_str().unwrap();
+    let (one, store) = (tmp.path().join("one"), tmp.path().join("units"));
+    let (one_s, store_s) = (one.to_str().unwrap(), store.to_str().unwrap());
+    let experts = |extra: &[&str]| {
+        let mut a = vec![
+            "experts",
+            "--model",
+            "mlp-1x28x28",
+            "--num-experts",
+            "3",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--seed",
+            "5",
+            "--data-dir",
+            data,
+        ];
+        a.extend_from_slice(extra);
+        ok(ddlens(&a))
+    };
+    experts(&["--out", one_s]);
+    let o = experts(&["--units", store_s, "--shard", "1/2"]);
+    assert!(
+        stderr(&o).contains("experts: shard 1/2: units 1 (1 of 3)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !store.join("experts.json").exists(),
+        "no index before the gather"
+    );
+    let o = ddlens(&["gather", store_s]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("2 of 3 experts units missing: 0, 2"),
+        "{}",
+        stderr(&o)
+    );
+    experts(&["--units", store_s, "--shard", "0/2"]);
+    let o = experts(&["--units", store_s, "--shard", "1/2"]);
+    assert!(
+        stderr(&o).contains("ran 0 unit(s) []; skipped 1 already done [1]"),
+        "{}",
+        stderr(&o)
+    );
+    ok(ddlens(&["gather", store_s]));
+
+    let files = tree(&one);
+    assert!(
+        files.iter().any(|f| f.ends_with("experts.json")),
+        "{files:?}"
+    );
+    let sharded: Vec<_> = tree(&store)
+        .into_iter()
+        .filter(|f| !(f.starts_with("units") || f.ends_with("job.json")))
+        .collect();
+    assert_eq!(files, sharded, "the same files, beside job.json and units/");
+    for f in &files {
+        assert!(
+            std::fs::read(one.join(f)).unwrap() == std::fs::read(store.join(f)).unwrap(),
+            "{f:?} differs between one process and the gathered shards"
+        );
+    }
 }

@@ -122,7 +122,7 @@ impl InfluenceConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
         if self.steps == 0 {
             return Err(Error::invalid("steps", "must be at least 1"));
         }

@@ -1,20 +1,22 @@
-//! `influence`'s leave-one-out retrainings as a sharded job ([`crate::shard`]): the paper's
-//! 101 trainings per set are independent, each from the shared initialisation `seed`, so they
-//! run as units in any number of processes (or Slurm array tasks) and the analysis then reads
-//! their test losses instead of training ([`influence_from_units`]), giving the result of one
-//! process bit for bit.
+//! `influence`'s leave-one-out retrainings as a sharded job ([`super::sharded::Sharded`]): the
+//! paper's 101 trainings per set are independent, each from the shared initialisation `seed`,
+//! so they run as units in any number of processes (or Slurm array tasks) and the analysis
+//! then reads their test losses instead of training, giving the result of one process bit for
+//! bit.
 //!
 //! Unit ids: the sets in order, within a set the images of [`loo_images`] in order.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::influence::{
-    influence_with, loo_images, loo_losses, sample, InfluenceConfig, InfluenceResult,
+    influence_with, loo_images, loo_losses, sample, Influence, InfluenceConfig, InfluenceResult,
 };
+use super::sharded::{base_settings, Sharded};
 use super::{NamedSet, Progress, RealData};
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, Params};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::shard::{JobSpec, Shard, ShardRun, UnitStore};
 use crate::train::content_hash;
 
 /// The `kind` of an influence unit store.
@@ -33,106 +35,104 @@ pub fn loo_units(sets: &[NamedSet], config: &InfluenceConfig) -> Vec<(usize, usi
         .collect()
 }
 
-/// The job: the model, the settings, each set's name and content, the test sample, and
-/// `run`, what a front-end needs to redo the analysis at the gather (paths, budget...).
-pub fn loo_spec(
-    model: &Bundle,
-    real: RealData<'_>,
-    sets: &[NamedSet],
-    config: &InfluenceConfig,
-    run: Value,
-) -> Result<JobSpec> {
-    let test = real
-        .test
-        .select(&sample(real.test, config.test_images, config.seed)?)?;
-    let sets_json: Vec<Value> = sets
-        .iter()
-        .map(|s| json!({ "name": s.name, "content": content_hash(&s.data, true) }))
-        .collect();
-    Ok(JobSpec {
-        kind: INFLUENCE_KIND.to_string(),
-        units: loo_units(sets, config).len(),
-        settings: json!({
-            "model": model.name(),
-            "parameters": model.manifest().num_parameters(),
-            "config": config,
-            "sets": sets_json,
-            "test": { "len": test.len(), "content": content_hash(&test, false) },
-            "run": run,
-        }),
-    })
+/// The set-up of the leave-one-out units: the inputs, the units, the test sample and the
+/// shared initialisation.
+pub struct InfluencePlan<'a> {
+    model: &'a Bundle,
+    real: RealData<'a>,
+    sets: &'a [NamedSet],
+    config: &'a InfluenceConfig,
+    units: Vec<(usize, usize, usize)>,
+    test: Dataset,
+    init: Params,
 }
 
-/// Trains the leave-one-out units of `shard` that `store` does not hold yet; each writes
-/// its per-example test losses as soon as it is done.
-pub fn run_loo_shard(
-    model: &Bundle,
-    real: RealData<'_>,
-    sets: &[NamedSet],
-    config: &InfluenceConfig,
-    store: &UnitStore,
-    shard: Shard,
-    progress: &mut dyn Progress,
-) -> Result<ShardRun> {
-    let units = loo_units(sets, config);
-    if store.spec().units != units.len() || store.spec().kind != INFLUENCE_KIND {
-        return Err(Error::Internal(
-            "the unit store was opened for another job".into(),
-        ));
+/// One leave-one-out retraining: the per-example test losses of the model trained without
+/// the unit's image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LooUnit {
+    /// Per-example losses on the test sample.
+    pub losses: Vec<f32>,
+}
+
+impl Sharded for Influence {
+    type Plan<'a> = InfluencePlan<'a>;
+    type Unit = LooUnit;
+
+    fn plan<'a>(
+        model: &'a Bundle,
+        real: RealData<'a>,
+        sets: &'a [NamedSet],
+        config: &'a InfluenceConfig,
+    ) -> Result<InfluencePlan<'a>> {
+        config.validate()?;
+        let test = real
+            .test
+            .select(&sample(real.test, config.test_images, config.seed)?)?;
+        Ok(InfluencePlan {
+            model,
+            real,
+            sets,
+            config,
+            units: loo_units(sets, config),
+            test,
+            init: model.init_params(config.seed),
+        })
     }
-    let test = real
-        .test
-        .select(&sample(real.test, config.test_images, config.seed)?)?;
-    let init = model.init_params(config.seed);
-    let mine: Vec<usize> = shard.units(units.len()).collect();
-    let mut out = ShardRun::default();
-    progress.report("leave-one-out", 0, mine.len())?;
-    for (n, &u) in mine.iter().enumerate() {
-        if store.done(u) {
-            out.skipped.push(u);
-        } else {
-            let (s, _, i) = units[u];
-            progress.note(&format!("{} without image {i}", sets[s].name));
-            let losses = loo_losses(model, &init, &sets[s].data, i, &test, config)?;
-            store.write(u, json!({ "losses": losses }))?;
-            out.ran.push(u);
+
+    fn units(plan: &InfluencePlan<'_>) -> usize {
+        plan.units.len()
+    }
+
+    fn settings(plan: &InfluencePlan<'_>) -> Result<Value> {
+        let mut settings = base_settings(plan.model, plan.sets, plan.config);
+        settings["test"] =
+            json!({ "len": plan.test.len(), "content": content_hash(&plan.test, false) });
+        Ok(settings)
+    }
+
+    fn run_unit(
+        plan: &InfluencePlan<'_>,
+        u: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<LooUnit> {
+        let (s, _, i) = plan.units[u];
+        let set = &plan.sets[s];
+        progress.note(&format!("{} without image {i}", set.name));
+        let losses = loo_losses(
+            plan.model,
+            &plan.init,
+            &set.data,
+            i,
+            &plan.test,
+            plan.config,
+        )?;
+        Ok(LooUnit { losses })
+    }
+
+    fn assemble(
+        plan: &InfluencePlan<'_>,
+        units: Vec<LooUnit>,
+        progress: &mut dyn Progress,
+    ) -> Result<InfluenceResult> {
+        if units.len() != plan.units.len() {
+            return Err(Error::Internal(format!(
+                "{} unit results for {} leave-one-out retrainings",
+                units.len(),
+                plan.units.len()
+            )));
         }
-        progress.report("leave-one-out", n + 1, mine.len())?;
+        let mut loo: Vec<Vec<Vec<f32>>> = vec![Vec::new(); plan.sets.len()];
+        for (unit, &(s, _, _)) in units.into_iter().zip(&plan.units) {
+            loo[s].push(unit.losses);
+        }
+        influence_with(
+            plan.model,
+            plan.real,
+            plan.sets,
+            plan.config,
+            Some(&loo),
+            progress,
+        )
     }
-    Ok(out)
-}
-
-/// The whole analysis, with the leave-one-out losses read from a finished `store` (every
-/// unit present and from these settings, else an error naming the missing units or the
-/// file).
-pub fn influence_from_units(
-    model: &Bundle,
-    real: RealData<'_>,
-    sets: &[NamedSet],
-    config: &InfluenceConfig,
-    store: &UnitStore,
-    progress: &mut dyn Progress,
-) -> Result<InfluenceResult> {
-    let units = loo_units(sets, config);
-    let results = store.gather()?;
-    if results.len() != units.len() {
-        return Err(Error::Data {
-            origin: store.dir().display().to_string(),
-            message: format!(
-                "{} units for {} leave-one-out retrainings",
-                results.len(),
-                units.len()
-            ),
-        });
-    }
-    let mut loo: Vec<Vec<Vec<f32>>> = vec![Vec::new(); sets.len()];
-    for (u, (r, &(s, _, _))) in results.iter().zip(&units).enumerate() {
-        let losses: Vec<f32> =
-            serde_json::from_value(r["losses"].clone()).map_err(|e| Error::Data {
-                origin: store.path(u).display().to_string(),
-                message: format!("`losses` is not a list of numbers: {e}"),
-            })?;
-        loo[s].push(losses);
-    }
-    influence_with(model, real, sets, config, Some(&loo), progress)
 }

@@ -16,9 +16,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::{json, Value};
+
+use super::sharded::{base_settings, run_all, Sharded};
 use super::support::{
     baselines, check_sets, draw_per_class, shortest_f64, take_per_class, test_sample,
-    train_and_test,
+    train_and_test, Baseline,
 };
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::Bundle;
@@ -27,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
 use crate::report::summary::{fixed, Summary, Table};
 use crate::stats;
+use crate::train::content_hash;
 use crate::train::{EvalSummary, TrainConfig};
 use crate::verdict::{Claim, Side, Verdict};
 
@@ -197,19 +201,206 @@ pub fn extras(train: &Dataset, ks: &[usize], seed: u64) -> Result<Vec<Vec<usize>
         .collect())
 }
 
+/// What a curve trains on: a given set or a baseline of the plan.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Set(usize),
+    Baseline(usize),
+}
+
 /// One curve to train: a given set or a baseline.
-struct CurvePlan<'a> {
+struct CurvePlan {
     name: String,
     kind: CurveKind,
-    data: &'a Dataset,
+    source: Source,
     /// The name of a set's baseline curve.
     baseline: Option<String>,
     /// A baseline's real training indices.
     indices: Option<Vec<usize>>,
 }
 
+/// The set-up of [`mixing`]: the real extras, the baselines, the test sample and the curves.
+/// Unit `u` is run `u % runs` of the `(u / runs) % ks`-th k of curve `u / (runs * ks)`
+/// (the given sets in order, then the baselines).
+pub struct MixingPlan<'a> {
+    model: &'a Bundle,
+    sets: &'a [NamedSet],
+    config: &'a MixingConfig,
+    per_class: Vec<Vec<usize>>,
+    extra_sets: Vec<Dataset>,
+    bases: Vec<Baseline>,
+    test: Dataset,
+    curves: Vec<CurvePlan>,
+}
+
+impl<'a> MixingPlan<'a> {
+    /// Draws the extras, the baselines and the test sample of `config`.
+    pub fn new(
+        model: &'a Bundle,
+        real: RealData<'_>,
+        sets: &'a [NamedSet],
+        config: &'a MixingConfig,
+    ) -> Result<MixingPlan<'a>> {
+        config.validate()?;
+        if sets.is_empty() {
+            return Err(Error::invalid(
+                "sets",
+                "give at least one set (the baseline copies its per-class counts)",
+            ));
+        }
+        check_sets(real.train, sets)?;
+        let largest = *config.ks.last().expect("validated non-empty");
+        let per_class = draw_per_class(real.train, largest, config.seed)?;
+        let extra_sets: Vec<Dataset> = config
+            .ks
+            .iter()
+            .map(|&k| real.train.select(&take_per_class(&per_class, 0, k)))
+            .collect::<Result<_>>()?;
+        let (bases, base_of) = if config.baseline {
+            baselines(real.train, sets, largest, config.seed)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let test = test_sample(real.test, config.test_images, config.seed)?;
+        let mut curves: Vec<CurvePlan> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| CurvePlan {
+                name: s.name.clone(),
+                kind: CurveKind::Distilled,
+                source: Source::Set(i),
+                baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
+                indices: None,
+            })
+            .collect();
+        curves.extend(bases.iter().enumerate().map(|(i, b)| CurvePlan {
+            name: b.name.clone(),
+            kind: CurveKind::Baseline,
+            source: Source::Baseline(i),
+            baseline: None,
+            indices: Some(b.indices.clone()),
+        }));
+        Ok(MixingPlan {
+            model,
+            sets,
+            config,
+            per_class,
+            extra_sets,
+            bases,
+            test,
+            curves,
+        })
+    }
+
+    fn data(&self, curve: &CurvePlan) -> &Dataset {
+        match curve.source {
+            Source::Set(i) => &self.sets[i].data,
+            Source::Baseline(i) => &self.bases[i].data,
+        }
+    }
+
+    /// Number of units: curves × ks × runs (saturating).
+    pub fn units(&self) -> usize {
+        self.curves
+            .len()
+            .saturating_mul(self.config.ks.len())
+            .saturating_mul(self.config.runs)
+    }
+
+    /// The curve, the index of k and the run of unit `u`.
+    pub fn unit(&self, u: usize) -> (usize, usize, usize) {
+        let (runs, ks) = (self.config.runs, self.config.ks.len());
+        (u / (runs * ks), (u / runs) % ks, u % runs)
+    }
+
+    /// The test accuracy of unit `u` (seeded by its run only); `on_step` sees every update.
+    pub fn run_unit(&self, u: usize, on_step: &mut dyn FnMut(usize) -> Result<()>) -> Result<f64> {
+        let (c, ki, run) = self.unit(u);
+        let data = self.data(&self.curves[c]);
+        let mixed = if self.config.ks[ki] == 0 {
+            data.clone()
+        } else {
+            data.concat(&self.extra_sets[ki])?
+        };
+        train_and_test(
+            self.model,
+            &mixed,
+            &self.config.train_config(run),
+            &self.test,
+            on_step,
+        )
+    }
+
+    /// The result from every unit's accuracy, in unit order.
+    pub fn assemble(&self, accuracies: &[f64]) -> Result<MixingResult> {
+        if accuracies.len() != self.units() {
+            return Err(Error::Internal(format!(
+                "{} accuracies for {} mixing units",
+                accuracies.len(),
+                self.units()
+            )));
+        }
+        let config = self.config;
+        let per_curve = config.ks.len() * config.runs;
+        let mut curves = Vec::with_capacity(self.curves.len());
+        for (c, plan) in self.curves.iter().enumerate() {
+            let data = self.data(plan);
+            let points: Vec<MixingPoint> = config
+                .ks
+                .iter()
+                .enumerate()
+                .map(|(ki, &k)| {
+                    let from = c * per_curve + ki * config.runs;
+                    let accs = accuracies[from..from + config.runs].to_vec();
+                    let size = data.len() + self.extra_sets[ki].len();
+                    let s = EvalSummary::from_runs(plan.name.as_str(), size, accs);
+                    MixingPoint {
+                        k,
+                        train_size: s.train_size,
+                        accuracies: s.accuracies,
+                        mean: s.mean,
+                        std: s.std,
+                    }
+                })
+                .collect();
+            let first = points[0].mean;
+            curves.push(MixingCurve {
+                name: plan.name.clone(),
+                kind: plan.kind,
+                set_size: data.len(),
+                class_counts: data.class_counts(),
+                baseline: plan.baseline.clone(),
+                indices: plan.indices.clone(),
+                change_vs_first_k: points.iter().map(|p| p.mean - first).collect(),
+                points,
+                gap_to_baseline: None,
+            });
+        }
+        let means: Vec<(String, Vec<f64>)> = curves
+            .iter()
+            .map(|c| (c.name.clone(), c.points.iter().map(|p| p.mean).collect()))
+            .collect();
+        for c in &mut curves {
+            let Some(base) = &c.baseline else { continue };
+            if let Some((_, b)) = means.iter().find(|(n, _)| n == base) {
+                c.gap_to_baseline = Some(c.points.iter().zip(b).map(|(p, b)| p.mean - b).collect());
+            }
+        }
+        Ok(MixingResult {
+            ks: config.ks.clone(),
+            runs: config.runs,
+            steps: config.steps,
+            lr: shortest_f64(config.lr),
+            test_images: self.test.len(),
+            extras_per_class: self.per_class.clone(),
+            curves,
+        })
+    }
+}
+
 /// Trains every set (and its random baseline) plus `k` real images per class for every `k`
-/// of `config.ks`, `config.runs` times with P_dist, and measures test accuracy.
+/// of `config.ks`, `config.runs` times with P_dist, and measures test accuracy. The same
+/// units as the sharded job ([`Sharded`]), in one process.
 pub fn mixing(
     model: &Bundle,
     real: RealData<'_>,
@@ -217,118 +408,73 @@ pub fn mixing(
     config: &MixingConfig,
     progress: &mut dyn Progress,
 ) -> Result<MixingResult> {
-    config.validate()?;
-    if sets.is_empty() {
-        return Err(Error::invalid(
-            "sets",
-            "give at least one set (the baseline copies its per-class counts)",
-        ));
-    }
-    check_sets(real.train, sets)?;
-    let largest = *config.ks.last().expect("validated non-empty");
-    let per_class = draw_per_class(real.train, largest, config.seed)?;
-    let extra_sets: Vec<Dataset> = config
-        .ks
-        .iter()
-        .map(|&k| real.train.select(&take_per_class(&per_class, 0, k)))
-        .collect::<Result<_>>()?;
-    let (bases, base_of) = if config.baseline {
-        baselines(real.train, sets, largest, config.seed)?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let test = test_sample(real.test, config.test_images, config.seed)?;
+    run_all::<Mixing>(model, real, sets, config, progress)
+}
 
-    let mut plan: Vec<CurvePlan<'_>> = sets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| CurvePlan {
-            name: s.name.clone(),
-            kind: CurveKind::Distilled,
-            data: &s.data,
-            baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
-            indices: None,
-        })
-        .collect();
-    plan.extend(bases.iter().map(|b| CurvePlan {
-        name: b.name.clone(),
-        kind: CurveKind::Baseline,
-        data: &b.data,
-        baseline: None,
-        indices: Some(b.indices.clone()),
-    }));
+/// One mixing training: its test accuracy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MixingUnit {
+    /// Test accuracy.
+    pub accuracy: f64,
+}
 
-    let total = plan.len() * config.ks.len() * config.runs * config.steps;
-    let mut done = 0usize;
-    progress.report("mixing", 0, total)?;
-    let mut curves = Vec::with_capacity(plan.len());
-    for CurvePlan {
-        name,
-        kind,
-        data,
-        baseline,
-        indices,
-    } in plan
-    {
-        let mut points = Vec::with_capacity(config.ks.len());
-        for (&k, extra) in config.ks.iter().zip(&extra_sets) {
-            let mixed = if k == 0 {
-                data.clone()
-            } else {
-                data.concat(extra)?
-            };
-            let mut accuracies = Vec::new(); // `runs` is the caller's: no reservation
-            for run in 0..config.runs {
-                let tc = config.train_config(run);
-                let base = done;
-                let acc = train_and_test(model, &mixed, &tc, &test, &mut |step| {
-                    progress.report("mixing", base + step, total)
-                })?;
-                done = base + config.steps;
-                accuracies.push(acc);
-            }
-            let s = EvalSummary::from_runs(name.as_str(), mixed.len(), accuracies);
-            points.push(MixingPoint {
-                k,
-                train_size: s.train_size,
-                accuracies: s.accuracies,
-                mean: s.mean,
-                std: s.std,
-            });
-        }
-        let first = points[0].mean;
-        curves.push(MixingCurve {
-            name,
-            kind,
-            set_size: data.len(),
-            class_counts: data.class_counts(),
-            baseline,
-            indices,
-            change_vs_first_k: points.iter().map(|p| p.mean - first).collect(),
-            points,
-            gap_to_baseline: None,
-        });
+impl Sharded for Mixing {
+    type Plan<'a> = MixingPlan<'a>;
+    type Unit = MixingUnit;
+
+    fn plan<'a>(
+        model: &'a Bundle,
+        real: RealData<'a>,
+        sets: &'a [NamedSet],
+        config: &'a MixingConfig,
+    ) -> Result<MixingPlan<'a>> {
+        MixingPlan::new(model, real, sets, config)
     }
-    let means: Vec<(String, Vec<f64>)> = curves
-        .iter()
-        .map(|c| (c.name.clone(), c.points.iter().map(|p| p.mean).collect()))
-        .collect();
-    for c in &mut curves {
-        let Some(base) = &c.baseline else { continue };
-        if let Some((_, b)) = means.iter().find(|(n, _)| n == base) {
-            c.gap_to_baseline = Some(c.points.iter().zip(b).map(|(p, b)| p.mean - b).collect());
-        }
+
+    fn units(plan: &MixingPlan<'_>) -> usize {
+        plan.units()
     }
-    progress.report("mixing", total, total)?;
-    Ok(MixingResult {
-        ks: config.ks.clone(),
-        runs: config.runs,
-        steps: config.steps,
-        lr: shortest_f64(config.lr),
-        test_images: test.len(),
-        extras_per_class: per_class,
-        curves,
-    })
+
+    fn settings(plan: &MixingPlan<'_>) -> Result<Value> {
+        let mut settings = base_settings(plan.model, plan.sets, plan.config);
+        let extras = plan.extra_sets.last().expect("validated non-empty");
+        settings["extras"] = json!({ "len": extras.len(), "content": content_hash(extras, true) });
+        settings["baselines"] = plan
+            .bases
+            .iter()
+            .map(|b| json!({ "name": b.name, "content": content_hash(&b.data, true) }))
+            .collect();
+        settings["test"] =
+            json!({ "len": plan.test.len(), "content": content_hash(&plan.test, false) });
+        Ok(settings)
+    }
+
+    fn cost(plan: &MixingPlan<'_>, _u: usize) -> usize {
+        plan.config.steps
+    }
+
+    fn total_cost(plan: &MixingPlan<'_>) -> usize {
+        plan.units().saturating_mul(plan.config.steps)
+    }
+
+    fn run_unit(
+        plan: &MixingPlan<'_>,
+        u: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<MixingUnit> {
+        let steps = plan.config.steps;
+        let accuracy = plan.run_unit(u, &mut |step| progress.report(Mixing::NAME, step, steps))?;
+        Ok(MixingUnit { accuracy })
+    }
+
+    fn assemble(
+        plan: &MixingPlan<'_>,
+        units: Vec<MixingUnit>,
+        _progress: &mut dyn Progress,
+    ) -> Result<MixingResult> {
+        let accuracies: Vec<f64> = units.iter().map(|u| u.accuracy).collect();
+        plan.assemble(&accuracies)
+    }
 }
 
 impl MixingResult {

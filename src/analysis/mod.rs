@@ -19,11 +19,13 @@ pub mod recognition;
 pub mod recognition_over_training;
 mod registry;
 pub mod sensitivity;
+pub mod sharded;
 pub mod suite;
 mod support;
 
 pub use crate::verdict::{State, Verdict};
 pub use registry::{find, names, write_report, Entry, Request, ANALYSES};
+pub use sharded::{Sharded, UnitFns};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

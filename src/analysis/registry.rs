@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{
     agreement, config_with, curvature, influence, mixing, pixels, recognition,
     recognition_over_training, run_and_save, sensitivity, Analysis, NamedSet, RealData, RunInfo,
-    SavedFiles, Verdict,
+    SavedFiles, Sharded, UnitFns, Verdict,
 };
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
@@ -54,6 +54,9 @@ pub struct Entry {
     /// The verdict of a saved result (recomputed from the typed result, so that it always
     /// follows the current rule).
     pub verdict: fn(&Value) -> Result<Verdict>,
+    /// For an analysis made of independent units ([`super::Sharded`]): a shard's units and
+    /// the gather of a finished folder of units.
+    pub units: Option<UnitFns>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -97,19 +100,27 @@ const fn entry<A: Analysis>() -> Entry {
         run: run::<A>,
         summary: summary::<A>,
         verdict: verdict::<A>,
+        units: None,
+    }
+}
+
+const fn sharded<A: Sharded>() -> Entry {
+    Entry {
+        units: Some(UnitFns::of::<A>()),
+        ..entry::<A>()
     }
 }
 
 /// Every analysis, in the paper's order (the report's order).
 pub static ANALYSES: [Entry; 8] = [
-    entry::<mixing::Mixing>(),
-    entry::<sensitivity::Sensitivity>(),
+    sharded::<mixing::Mixing>(),
+    sharded::<sensitivity::Sensitivity>(),
     entry::<pixels::Pixels>(),
     entry::<recognition::Recognition>(),
     entry::<agreement::Agreement>(),
     entry::<recognition_over_training::RecognitionOverTraining>(),
     entry::<curvature::Curvature>(),
-    entry::<influence::Influence>(),
+    sharded::<influence::Influence>(),
 ];
 
 /// Every analysis name, in order.

@@ -11,14 +11,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::support::{baselines, check_sets, shortest_f64, test_sample, train_and_test};
+use serde_json::{json, Value};
+
+use super::sharded::{base_settings, run_all, Sharded};
+use super::support::{baselines, check_sets, shortest_f64, test_sample, train_and_test, Baseline};
 use super::{Analysis, Budget, Figure, NamedSet, Progress, RealData};
 use crate::bundle::{resolve_bundle, Bundle};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::report::plot::Heatmap;
 use crate::report::summary::{fixed, Summary, Table};
-use crate::train::{Schedule, StandardEval, TrainConfig};
+use crate::train::{content_hash, Schedule, StandardEval, TrainConfig};
 use crate::verdict::{Claim, Side, Verdict};
 
 /// Settings of [`sensitivity`].
@@ -406,20 +409,266 @@ fn diverged(e: &Error) -> bool {
     matches!(e, Error::InvalidArgument { name, message } if name == "lr" && message.contains("diverged"))
 }
 
+/// What a row trains on: a given set or a baseline of the plan.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Set(usize),
+    Baseline(usize),
+}
+
 /// One row to evaluate: a given set or a baseline.
-struct RowPlan<'a> {
+struct RowPlan {
     name: String,
     kind: RowKind,
     baseline: Option<String>,
-    data: &'a Dataset,
+    source: Source,
     /// The rate the setups scale (learned, or 0.01).
     lr: f32,
     /// A baseline's real training indices.
     indices: Option<Vec<usize>>,
 }
 
+/// The set-up of [`sensitivity`]: the setups (other architectures opened), the baselines,
+/// the test sample, the rows, and the units: one per (row, setup, run) that trains, in that
+/// order (a setup that trains exactly like the standard one reuses its runs and has none):
+/// unit `u` is run `u % runs` of the `u / runs`-th cell that trains.
+pub struct SensitivityPlan<'a> {
+    model: &'a Bundle,
+    real: RealData<'a>,
+    sets: &'a [NamedSet],
+    config: &'a SensitivityConfig,
+    notes: Vec<String>,
+    setups: Vec<Setup>,
+    bundles: Vec<Bundle>,
+    bases: Vec<Baseline>,
+    test: Dataset,
+    rows: Vec<RowPlan>,
+    /// `(row, setup)` of each cell that trains, in order.
+    cells: Vec<(usize, usize)>,
+}
+
+impl<'a> SensitivityPlan<'a> {
+    /// Plans the setups, draws the baselines and the test sample of `config`.
+    pub fn new(
+        model: &'a Bundle,
+        real: RealData<'a>,
+        sets: &'a [NamedSet],
+        config: &'a SensitivityConfig,
+    ) -> Result<SensitivityPlan<'a>> {
+        config.validate()?;
+        if sets.is_empty() {
+            return Err(Error::invalid(
+                "sets",
+                "give at least one set (the baseline copies its per-class counts)",
+            ));
+        }
+        check_sets(real.train, sets)?;
+        let mut notes = Vec::new();
+        let (setups, bundles) = plan_setups(model, real.train, config, &mut notes)?;
+        let (bases, base_of) = if config.baseline {
+            baselines(real.train, sets, 0, config.seed)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let test = test_sample(real.test, config.test_images, config.seed)?;
+        let mut rows: Vec<RowPlan> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| RowPlan {
+                name: s.name.clone(),
+                kind: RowKind::Distilled,
+                baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
+                source: Source::Set(i),
+                lr: s.lr.unwrap_or(0.01),
+                indices: None,
+            })
+            .collect();
+        rows.extend(bases.iter().enumerate().map(|(i, b)| RowPlan {
+            name: b.name.clone(),
+            kind: RowKind::Baseline,
+            baseline: None,
+            source: Source::Baseline(i),
+            lr: 0.01,
+            indices: Some(b.indices.clone()),
+        }));
+        let mut plan = SensitivityPlan {
+            model,
+            real,
+            sets,
+            config,
+            notes,
+            setups,
+            bundles,
+            bases,
+            test,
+            rows,
+            cells: Vec::new(),
+        };
+        plan.cells = plan.training_cells();
+        Ok(plan)
+    }
+
+    fn data(&self, row: &RowPlan) -> &Dataset {
+        match row.source {
+            Source::Set(i) => &self.sets[i].data,
+            Source::Baseline(i) => &self.bases[i].data,
+        }
+    }
+
+    /// Whether the cell of `kind` reuses the standard runs: same model and an identical
+    /// training.
+    fn reuses(&self, kind: Kind, n: usize, lr: f32) -> bool {
+        let config = self.config;
+        !matches!(kind, Kind::Standard | Kind::Arch(_))
+            && effective(config.setup_config(kind, n, lr, 0), n)
+                == effective(config.setup_config(Kind::Standard, n, lr, 0), n)
+    }
+
+    fn training_cells(&self) -> Vec<(usize, usize)> {
+        let mut cells = Vec::new();
+        for (r, row) in self.rows.iter().enumerate() {
+            let n = self.data(row).len();
+            for (s, setup) in self.setups.iter().enumerate() {
+                if !self.reuses(setup.kind, n, row.lr) {
+                    cells.push((r, s));
+                }
+            }
+        }
+        cells
+    }
+
+    /// Number of units: cells that train × runs (saturating).
+    pub fn units(&self) -> usize {
+        self.cells.len().saturating_mul(self.config.runs)
+    }
+
+    /// The row, the setup and the run of unit `u`.
+    pub fn unit(&self, u: usize) -> (usize, usize, usize) {
+        let (r, s) = self.cells[u / self.config.runs];
+        (r, s, u % self.config.runs)
+    }
+
+    /// Updates of every run of the cell of `(row, setup)`.
+    fn cell_steps(&self, r: usize, s: usize) -> usize {
+        let row = &self.rows[r];
+        let n = self.data(row).len();
+        self.config
+            .setup_config(self.setups[s].kind, n, row.lr, 0)
+            .total_steps(n)
+    }
+
+    /// The test accuracy of unit `u` (seeded by its run only), `None` when its loss
+    /// diverged; `on_step` sees every update.
+    pub fn run_unit(
+        &self,
+        u: usize,
+        on_step: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<Option<f64>> {
+        let (r, s, run) = self.unit(u);
+        let row = &self.rows[r];
+        let data = self.data(row);
+        let kind = self.setups[s].kind;
+        let bundle = match kind {
+            Kind::Arch(i) => &self.bundles[i],
+            _ => self.model,
+        };
+        let tc = self.config.setup_config(kind, data.len(), row.lr, run);
+        match train_and_test(bundle, data, &tc, &self.test, on_step) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) if diverged(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The result from every unit's accuracy (`None`: diverged), in unit order.
+    pub fn assemble(&self, accuracies: &[Option<f64>]) -> Result<SensitivityResult> {
+        if accuracies.len() != self.units() {
+            return Err(Error::Internal(format!(
+                "{} accuracies for {} sensitivity units",
+                accuracies.len(),
+                self.units()
+            )));
+        }
+        let mut next = accuracies.iter();
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for plan in &self.rows {
+            let n = self.data(plan).len();
+            let mut cells: Vec<SensitivityCell> = Vec::with_capacity(self.setups.len());
+            for s in &self.setups {
+                let steps = self
+                    .config
+                    .setup_config(s.kind, n, plan.lr, 0)
+                    .total_steps(n);
+                if self.reuses(s.kind, n, plan.lr) {
+                    let standard = &cells[0];
+                    cells.push(SensitivityCell {
+                        setup: s.info.name.clone(),
+                        note: Some(format!(
+                            "trains exactly like the standard setup on {n} images; its runs are reused"
+                        )),
+                        steps,
+                        ..standard.clone()
+                    });
+                    continue;
+                }
+                let runs: Vec<Option<f64>> =
+                    next.by_ref().take(self.config.runs).copied().collect();
+                let diverged_runs = runs.iter().filter(|a| a.is_none()).count();
+                let accuracies: Vec<f64> = runs.iter().map(|a| a.unwrap_or(f64::NAN)).collect();
+                let (mean, std) = crate::stats::mean_std_finite(&accuracies);
+                cells.push(SensitivityCell {
+                    setup: s.info.name.clone(),
+                    accuracies,
+                    mean,
+                    std,
+                    drop: 0.0,
+                    diverged_runs,
+                    steps,
+                    note: None,
+                });
+            }
+            let standard = cells[0].mean;
+            for c in &mut cells {
+                c.drop = c.mean - standard;
+            }
+            rows.push(SensitivityRow {
+                name: plan.name.clone(),
+                kind: plan.kind,
+                train_size: n,
+                lr: shortest_f64(plan.lr),
+                indices: plan.indices.clone(),
+                baseline: plan.baseline.clone(),
+                cells,
+            });
+        }
+        let table = SensitivityTable {
+            rows: rows.iter().map(|r| r.name.clone()).collect(),
+            setups: self.setups.iter().map(|s| s.info.name.clone()).collect(),
+            accuracy: rows
+                .iter()
+                .map(|r| r.cells.iter().map(|c| c.mean).collect())
+                .collect(),
+            drop: rows
+                .iter()
+                .map(|r| r.cells.iter().map(|c| c.drop).collect())
+                .collect(),
+        };
+        Ok(SensitivityResult {
+            runs: self.config.runs,
+            epochs: self.config.epochs,
+            test_images: self.test.len(),
+            classes: self.real.train.num_classes(),
+            setups: self.setups.iter().map(|s| s.info.clone()).collect(),
+            rows,
+            table,
+            notes: self.notes.clone(),
+        })
+    }
+}
+
 /// Evaluates every set (and its random baseline) under the standard evaluation and under each
-/// variation of `config`, `config.runs` times.
+/// variation of `config`, `config.runs` times. The same units as the sharded job
+/// ([`Sharded`]), in one process.
 pub fn sensitivity(
     model: &Bundle,
     real: RealData<'_>,
@@ -427,161 +676,89 @@ pub fn sensitivity(
     config: &SensitivityConfig,
     progress: &mut dyn Progress,
 ) -> Result<SensitivityResult> {
-    config.validate()?;
-    if sets.is_empty() {
-        return Err(Error::invalid(
-            "sets",
-            "give at least one set (the baseline copies its per-class counts)",
-        ));
-    }
-    check_sets(real.train, sets)?;
-    let mut notes = Vec::new();
-    let (setups, bundles) = plan_setups(model, real.train, config, &mut notes)?;
-    let (bases, base_of) = if config.baseline {
-        baselines(real.train, sets, 0, config.seed)?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let test = test_sample(real.test, config.test_images, config.seed)?;
+    run_all::<Sensitivity>(model, real, sets, config, progress)
+}
 
-    let mut plan: Vec<RowPlan<'_>> = sets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| RowPlan {
-            name: s.name.clone(),
-            kind: RowKind::Distilled,
-            baseline: base_of.get(i).map(|&b| bases[b].name.clone()),
-            data: &s.data,
-            lr: s.lr.unwrap_or(0.01),
-            indices: None,
+/// One sensitivity training: its test accuracy, `null` when its loss diverged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SensitivityUnit {
+    /// Test accuracy (`None`: diverged).
+    pub accuracy: Option<f64>,
+}
+
+impl Sharded for Sensitivity {
+    type Plan<'a> = SensitivityPlan<'a>;
+    type Unit = SensitivityUnit;
+
+    fn plan<'a>(
+        model: &'a Bundle,
+        real: RealData<'a>,
+        sets: &'a [NamedSet],
+        config: &'a SensitivityConfig,
+    ) -> Result<SensitivityPlan<'a>> {
+        SensitivityPlan::new(model, real, sets, config)
+    }
+
+    fn units(plan: &SensitivityPlan<'_>) -> usize {
+        plan.units()
+    }
+
+    fn settings(plan: &SensitivityPlan<'_>) -> Result<Value> {
+        let mut settings = base_settings(plan.model, plan.sets, plan.config);
+        settings["setups"] = plan
+            .setups
+            .iter()
+            .map(|s| json!({ "name": s.info.name, "description": s.info.description }))
+            .collect();
+        settings["architectures"] = plan
+            .bundles
+            .iter()
+            .map(|b| json!({ "name": b.name(), "parameters": b.manifest().num_parameters() }))
+            .collect();
+        settings["rows"] = plan
+            .rows
+            .iter()
+            .map(|r| {
+                let d = plan.data(r);
+                json!({ "name": r.name, "lr": r.lr, "content": content_hash(d, true) })
+            })
+            .collect();
+        settings["test"] =
+            json!({ "len": plan.test.len(), "content": content_hash(&plan.test, false) });
+        Ok(settings)
+    }
+
+    fn cost(plan: &SensitivityPlan<'_>, u: usize) -> usize {
+        let (r, s, _) = plan.unit(u);
+        plan.cell_steps(r, s)
+    }
+
+    fn total_cost(plan: &SensitivityPlan<'_>) -> usize {
+        plan.cells.iter().fold(0, |t: usize, &(r, s)| {
+            t.saturating_add(plan.cell_steps(r, s).saturating_mul(plan.config.runs))
         })
-        .collect();
-    plan.extend(bases.iter().map(|b| RowPlan {
-        name: b.name.clone(),
-        kind: RowKind::Baseline,
-        baseline: None,
-        data: &b.data,
-        lr: 0.01,
-        indices: Some(b.indices.clone()),
-    }));
-
-    // Which cells reuse the standard runs: same model and an identical training.
-    let reuses = |kind: Kind, n: usize, lr: f32| -> bool {
-        !matches!(kind, Kind::Standard | Kind::Arch(_))
-            && effective(config.setup_config(kind, n, lr, 0), n)
-                == effective(config.setup_config(Kind::Standard, n, lr, 0), n)
-    };
-    let mut total = 0usize;
-    for &RowPlan { data, lr, .. } in &plan {
-        for s in &setups {
-            if !reuses(s.kind, data.len(), lr) {
-                let steps = config
-                    .setup_config(s.kind, data.len(), lr, 0)
-                    .total_steps(data.len());
-                total += steps * config.runs;
-            }
-        }
     }
-    let mut done = 0usize;
-    progress.report("sensitivity", 0, total)?;
 
-    let mut rows = Vec::with_capacity(plan.len());
-    for RowPlan {
-        name,
-        kind,
-        baseline,
-        data,
-        lr,
-        indices,
-    } in plan
-    {
-        let n = data.len();
-        let mut cells: Vec<SensitivityCell> = Vec::with_capacity(setups.len());
-        for s in &setups {
-            let steps = config.setup_config(s.kind, n, lr, 0).total_steps(n);
-            if reuses(s.kind, n, lr) {
-                let standard = &cells[0];
-                cells.push(SensitivityCell {
-                    setup: s.info.name.clone(),
-                    note: Some(format!(
-                        "trains exactly like the standard setup on {n} images; its runs are reused"
-                    )),
-                    steps,
-                    ..standard.clone()
-                });
-                continue;
-            }
-            let bundle = match s.kind {
-                Kind::Arch(i) => &bundles[i],
-                _ => model,
-            };
-            let mut accuracies = Vec::new(); // `runs` is the caller's: no reservation
-            let mut diverged_runs = 0;
-            for run in 0..config.runs {
-                let tc = config.setup_config(s.kind, n, lr, run);
-                let base = done;
-                let acc = train_and_test(bundle, data, &tc, &test, &mut |step| {
-                    progress.report("sensitivity", base + step, total)
-                });
-                done = base + steps;
-                match acc {
-                    Ok(a) => accuracies.push(a),
-                    Err(e) if diverged(&e) => {
-                        diverged_runs += 1;
-                        accuracies.push(f64::NAN);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let (mean, std) = crate::stats::mean_std_finite(&accuracies);
-            cells.push(SensitivityCell {
-                setup: s.info.name.clone(),
-                accuracies,
-                mean,
-                std,
-                drop: 0.0,
-                diverged_runs,
-                steps,
-                note: None,
-            });
-        }
-        let standard = cells[0].mean;
-        for c in &mut cells {
-            c.drop = c.mean - standard;
-        }
-        rows.push(SensitivityRow {
-            name,
-            kind,
-            train_size: n,
-            lr: shortest_f64(lr),
-            indices,
-            baseline,
-            cells,
-        });
+    fn run_unit(
+        plan: &SensitivityPlan<'_>,
+        u: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<SensitivityUnit> {
+        let steps = Self::cost(plan, u);
+        let accuracy = plan.run_unit(u, &mut |step| {
+            progress.report(Sensitivity::NAME, step, steps)
+        })?;
+        Ok(SensitivityUnit { accuracy })
     }
-    progress.report("sensitivity", total, total)?;
-    let table = SensitivityTable {
-        rows: rows.iter().map(|r| r.name.clone()).collect(),
-        setups: setups.iter().map(|s| s.info.name.clone()).collect(),
-        accuracy: rows
-            .iter()
-            .map(|r| r.cells.iter().map(|c| c.mean).collect())
-            .collect(),
-        drop: rows
-            .iter()
-            .map(|r| r.cells.iter().map(|c| c.drop).collect())
-            .collect(),
-    };
-    Ok(SensitivityResult {
-        runs: config.runs,
-        epochs: config.epochs,
-        test_images: test.len(),
-        classes: real.train.num_classes(),
-        setups: setups.into_iter().map(|s| s.info).collect(),
-        rows,
-        table,
-        notes,
-    })
+
+    fn assemble(
+        plan: &SensitivityPlan<'_>,
+        units: Vec<SensitivityUnit>,
+        _progress: &mut dyn Progress,
+    ) -> Result<SensitivityResult> {
+        let accuracies: Vec<Option<f64>> = units.iter().map(|u| u.accuracy).collect();
+        plan.assemble(&accuracies)
+    }
 }
 
 impl SensitivityResult {

@@ -321,7 +321,20 @@ pub fn write_expert_index(
     config: &ExpertConfig,
     seed: u64,
 ) -> Result<ExpertIndex> {
-    let index = ExpertIndex {
+    let index = expert_index(manifest, experts, epochs, config, seed);
+    write_index(dir, &index)?;
+    Ok(index)
+}
+
+/// The index of `experts` experts of `epochs` epochs trained with `config` and `seed`.
+pub(super) fn expert_index(
+    manifest: &Manifest,
+    experts: usize,
+    epochs: usize,
+    config: &ExpertConfig,
+    seed: u64,
+) -> ExpertIndex {
+    ExpertIndex {
         format: EXPERTS_FORMAT.to_string(),
         model: manifest.name.clone(),
         experts,
@@ -334,12 +347,15 @@ pub fn write_expert_index(
             .as_ref()
             .map_or_else(|| "none".to_string(), Dsa::strategy),
         seed,
-    };
+    }
+}
+
+/// Writes `index` as `dir/experts.json` (atomically, `dir` created if needed).
+pub(super) fn write_index(dir: &Path, index: &ExpertIndex) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json =
-        serde_json::to_vec_pretty(&index).map_err(|e| Error::invalid("experts", e.to_string()))?;
-    write_atomic(&dir.join(INDEX_FILE), &json)?;
-    Ok(index)
+        serde_json::to_vec_pretty(index).map_err(|e| Error::invalid("experts", e.to_string()))?;
+    write_atomic(&dir.join(INDEX_FILE), &json)
 }
 
 /// Where MTT reads expert checkpoints from.

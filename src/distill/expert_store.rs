@@ -33,7 +33,7 @@ pub const EXPERT_STATE_FORMAT: &str = "ddlens-expert-state";
 /// The settings an expert's files depend on; resuming with other settings is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+pub(super) struct Settings {
     model: String,
     epochs: usize,
     lr: f32,
@@ -44,7 +44,20 @@ struct Settings {
 }
 
 impl Settings {
-    fn new(manifest: &Manifest, config: &ExpertConfig, seed: u64) -> Settings {
+    /// The settings an index records (the same fields).
+    pub(super) fn from_index(index: &ExpertIndex) -> Settings {
+        Settings {
+            model: index.model.clone(),
+            epochs: index.epochs,
+            lr: index.lr,
+            momentum: index.momentum,
+            batch: index.batch,
+            augment: index.augment.clone(),
+            seed: index.seed,
+        }
+    }
+
+    pub(super) fn new(manifest: &Manifest, config: &ExpertConfig, seed: u64) -> Settings {
         Settings {
             model: manifest.name.clone(),
             epochs: config.epochs,
@@ -63,11 +76,11 @@ impl Settings {
 /// `expert-XXXX/state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExpertState {
+pub(super) struct ExpertState {
     format: String,
     settings: Settings,
     /// Epochs done (`epoch-<epoch>.safetensors` holds the parameters after them).
-    epoch: usize,
+    pub(super) epoch: usize,
     /// Word position of the expert's ChaCha8 stream (a decimal u128: JSON numbers are not).
     rng_word_pos: String,
     /// Whether `velocity.safetensors` belongs to this state.
@@ -85,7 +98,11 @@ fn velocity_path(dir: &Path, expert: usize) -> PathBuf {
 
 /// Reads an expert's state, if it has one; a state written with other settings is an error
 /// naming the file and the setting, so that no finished work is overwritten by mistake.
-fn read_state(dir: &Path, expert: usize, want: &Settings) -> Result<Option<ExpertState>> {
+pub(super) fn read_state(
+    dir: &Path,
+    expert: usize,
+    want: &Settings,
+) -> Result<Option<ExpertState>> {
     let path = state_path(dir, expert);
     if !path.exists() {
         return Ok(None);
@@ -259,26 +276,51 @@ pub fn generate_experts_into(
     let done_before: usize = states.values().map(|s| s.epoch).sum();
     progress.report("experts", done_before, total)?;
     for i in 0..n {
-        let mut run = match states.get(&i) {
-            Some(s) => resume_run(dir, bundle, config, &settings, i, s)?,
-            None => {
-                let sub = dir.join(format!("expert-{i:04}"));
-                std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
-                let run = ExpertRun::start(bundle, config, seed, i);
-                save_progress(dir, bundle.manifest(), &settings, &run)?;
-                run
-            }
-        };
-        while run.epoch < config.epochs {
-            run.train_epoch(bundle, real, config)?;
-            save_progress(dir, bundle.manifest(), &settings, &run)?;
-            progress.note(&format!(
-                "expert {}/{n}, epoch {}/{epochs}",
-                i + 1,
-                run.epoch
-            ));
-            progress.report("experts", i * epochs + run.epoch, total)?;
-        }
+        train_expert_into(
+            dir,
+            bundle,
+            real,
+            config,
+            &settings,
+            i,
+            states.get(&i),
+            &mut |epoch| {
+                progress.note(&format!("expert {}/{n}, epoch {epoch}/{epochs}", i + 1));
+                progress.report("experts", i * epochs + epoch, total)
+            },
+        )?;
     }
     write_expert_index(dir, bundle.manifest(), n, config.epochs, config, seed)
+}
+
+/// Trains expert `i` into `dir` up to `config.epochs` epochs, continuing from `state` (its
+/// saved state, if any) and saving after every epoch; `on_epoch(epochs done)` follows each
+/// save and may stop the training with an error (it can be resumed).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn train_expert_into(
+    dir: &Path,
+    bundle: &Bundle,
+    real: &Dataset,
+    config: &ExpertConfig,
+    settings: &Settings,
+    i: usize,
+    state: Option<&ExpertState>,
+    on_epoch: &mut dyn FnMut(usize) -> Result<()>,
+) -> Result<()> {
+    let mut run = match state {
+        Some(s) => resume_run(dir, bundle, config, settings, i, s)?,
+        None => {
+            let sub = dir.join(format!("expert-{i:04}"));
+            std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+            let run = ExpertRun::start(bundle, config, settings.seed, i);
+            save_progress(dir, bundle.manifest(), settings, &run)?;
+            run
+        }
+    };
+    while run.epoch < config.epochs {
+        run.train_epoch(bundle, real, config)?;
+        save_progress(dir, bundle.manifest(), settings, &run)?;
+        on_epoch(run.epoch)?;
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod dc;
 mod dm;
 mod expert;
 mod expert_store;
+mod expert_units;
 mod herding;
 mod image_sgd;
 mod job;
@@ -37,6 +38,7 @@ pub use expert::{
     Trajectory, EXPERTS_FORMAT,
 };
 pub use expert_store::{generate_experts_into, EXPERT_STATE_FORMAT};
+pub use expert_units::{experts_spec, gather_experts, run_expert_shard, EXPERTS_KIND};
 pub use herding::{herd, herding_set};
 pub use image_sgd::TensorSgd;
 pub use job::{DistillJob, ExpertJob, Field, MethodKind, Outcome, Written};

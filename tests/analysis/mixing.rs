@@ -258,3 +258,27 @@ fn settings_are_checked_and_progress_cancels() {
     assert!(matches!(e, Error::Cancelled(_)), "{e}");
     assert_eq!(calls, 6);
 }
+
+#[test]
+fn a_huge_run_count_reserves_nothing_and_cancels_at_the_first_report() {
+    let b = tiny();
+    let (train, test) = real();
+    let real = RealData {
+        train: &train,
+        test: &test,
+    };
+    let sets = [common::toy_set()];
+    let huge = MixingConfig {
+        runs: 1 << 40,
+        ..config()
+    };
+    let mut first = None;
+    let mut cancel = |_: &str, done: usize, total: usize| {
+        first = Some((done, total));
+        Err(Error::Cancelled("test".into()))
+    };
+    let e = mixing::mixing(&b, real, &sets, &huge, &mut cancel).unwrap_err();
+    assert!(matches!(e, Error::Cancelled(_)), "{e}");
+    let units = 2 * huge.ks.len() * huge.runs;
+    assert_eq!(first, Some((0, units * huge.steps)));
+}

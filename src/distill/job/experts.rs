@@ -8,6 +8,7 @@ use crate::data::DatasetName;
 use crate::distill::{ExpertConfig, ExpertDir, ExpertIndex};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::shard::{Shard, ShardRun, UnitStore};
 use crate::Dataset;
 
 /// Expert trajectories for MTT: `num_experts` SGD runs on real data, parameters saved after
@@ -60,6 +61,33 @@ impl ExpertJob {
             self.num_experts,
             &self.config,
             self.seed,
+            progress,
+        )
+    }
+
+    /// The experts of `shard` (expert `i` is unit `i`) into `dir`, a shared experts folder
+    /// that is also their unit store ([`crate::distill::run_expert_shard`]); once every
+    /// shard has run, [`crate::distill::gather_experts`] writes the index, and the folder
+    /// holds what [`ExpertJob::run`] writes. `announce` sees the store before the first
+    /// expert.
+    pub fn run_shard(
+        &self,
+        dir: &Path,
+        bundle: &Bundle,
+        real: &Dataset,
+        shard: Shard,
+        announce: &dyn Fn(&UnitStore),
+        progress: &mut dyn Progress,
+    ) -> Result<(UnitStore, ShardRun)> {
+        crate::distill::run_expert_shard(
+            dir,
+            bundle,
+            real,
+            self.num_experts,
+            &self.config,
+            self.seed,
+            shard,
+            announce,
             progress,
         )
     }

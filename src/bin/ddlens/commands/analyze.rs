@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use crate::bar::Bar;
 use clap::Args;
 use ddlens::analysis::agreement::Agreement;
-use ddlens::analysis::influence::Influence;
-use ddlens::analysis::influence_units as iu;
 use ddlens::analysis::recognition::Recognition;
-use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, Verdict};
+use ddlens::analysis::sharded::ShardRequest;
+use ddlens::analysis::{self, Analysis, Budget, NamedSet, RealData, RunInfo, UnitFns, Verdict};
 use ddlens::shard::{Shard, UnitStore};
 use ddlens::{Error, Result};
 
@@ -32,10 +31,10 @@ pub(crate) struct AnalyzeArgs {
     /// without --merge, the task's shard is the default.
     #[arg(long, value_name = "I/N", value_parser = crate::args::parse_shard, conflicts_with = "merge")]
     pub shard: Option<Shard>,
-    /// influence: the sharded leave-one-out retrainings: run the units of --shard (default:
-    /// the Slurm array task's, else all) that DIR does not hold yet, one file each; `ddlens
-    /// gather DIR` (or --merge DIR) then writes the result to --out. Same arguments in every
-    /// shard.
+    /// mixing, sensitivity, influence: the analysis as units (one training each): run the
+    /// units of --shard (default: the Slurm array task's, else all) that DIR does not hold
+    /// yet, one file each; `ddlens gather DIR` (or --merge DIR) then writes the result to
+    /// --out. Same arguments in every shard.
     #[arg(long, value_name = "DIR", conflicts_with = "merge")]
     pub units: Option<PathBuf>,
     /// agreement: gather the pool files of all N shards (files, or folders holding
@@ -93,36 +92,41 @@ fn parse_budget(s: &str) -> std::result::Result<Budget, String> {
 /// Runs the chosen analysis.
 pub(crate) fn cmd_analyze(mut args: AnalyzeArgs) -> Result<()> {
     let entry = analysis::find(&args.name)?;
-    if args.units.is_some() && entry.name != Influence::NAME {
-        return Err(Error::invalid(
-            "--units",
-            format!(
-                "applies to influence, not to {} (agreement shards write pool files: --shard)",
-                entry.name
-            ),
-        ));
+    if entry.name == Agreement::NAME {
+        if args.units.is_some() {
+            return Err(Error::invalid(
+                "--units",
+                "agreement shards write pool files: use --shard I/N, then --merge",
+            ));
+        }
+        if args.shard.is_none() && args.merge.is_empty() {
+            // In a Slurm array task, the task's shard (ddlens::shard::ArrayTask).
+            args.shard = Shard::from_env()?;
+        }
+        if args.shard.is_some() || !args.merge.is_empty() {
+            return run_agreement_shards(&args);
+        }
     }
-    if entry.name == Influence::NAME && args.shard.is_some() && args.units.is_none() {
-        return Err(Error::invalid(
-            "--shard",
-            "influence needs --units DIR with --shard (the folder of the leave-one-out units)",
-        ));
-    }
-    if entry.name == Agreement::NAME && args.shard.is_none() && args.merge.is_empty() {
-        // In a Slurm array task, the task's shard (ddlens::shard::ArrayTask).
-        args.shard = Shard::from_env()?;
-    }
-    if entry.name == Agreement::NAME && (args.shard.is_some() || !args.merge.is_empty()) {
-        return run_agreement_shards(&args);
-    }
-    if entry.name == Influence::NAME && (args.units.is_some() || !args.merge.is_empty()) {
-        return run_influence_units(&args);
-    }
-    if args.shard.is_some() || !args.merge.is_empty() || args.units.is_some() {
+    if let Some(fns) = entry.units {
+        if args.units.is_some() || !args.merge.is_empty() {
+            return run_units(entry, fns, &args);
+        }
+        if args.shard.is_some() {
+            return Err(Error::invalid(
+                "--shard",
+                format!(
+                    "{} needs --units DIR with --shard (the folder of its units)",
+                    entry.name
+                ),
+            ));
+        }
+    } else if args.shard.is_some() || !args.merge.is_empty() || args.units.is_some() {
         return Err(Error::invalid(
             "shard",
             format!(
-                "--shard, --units and --merge apply to agreement and influence, not to {}",
+                "--shard, --units and --merge apply to agreement and to the analyses made of \
+                 units ({}), not to {}",
+                sharded_names().join(", "),
                 entry.name
             ),
         ));
@@ -131,6 +135,15 @@ pub(crate) fn cmd_analyze(mut args: AnalyzeArgs) -> Result<()> {
         default_params_out(&mut args.common);
     }
     run(entry, &args.common)
+}
+
+/// The analyses that run as units (`--units DIR`).
+fn sharded_names() -> Vec<&'static str> {
+    analysis::ANALYSES
+        .iter()
+        .filter(|e| e.units.is_some())
+        .map(|e| e.name)
+        .collect()
 }
 
 /// Turns `--set key=value` pairs into one JSON object; a value that is not JSON is a string.
@@ -182,31 +195,15 @@ pub(crate) fn read_sets(paths: &[PathBuf], data: &DataArgs) -> Result<(Vec<Named
 
 /// Loads model, data and sets, runs the analysis with a progress bar and writes its results.
 fn run(entry: &analysis::Entry, args: &CommonArgs) -> Result<()> {
-    let (bundle, splits) = open_model_and_data(&args.data)?;
-    let (sets, needs_zca) = read_sets(&args.sets, &args.data)?;
-    let splits = real_space(splits, &args.data, args.zca, &needs_zca)?;
-    for s in &sets {
-        s.data.check_against(bundle.manifest())?;
-    }
-    let overrides = overrides_json(&args.overrides)?;
-    let info = RunInfo {
-        model: bundle.name().to_string(),
-        dataset: args.data.dataset.to_string(),
-        budget: args.budget,
-        seed: args.seed,
-    };
+    let l = load(args)?;
     let bar = Bar::new(entry.name, 1);
     let mut progress = &bar;
-    let real = RealData {
-        train: &splits.train,
-        test: &splits.test,
-    };
     let request = analysis::Request {
-        info: &info,
-        options: overrides.as_deref(),
+        info: &l.info,
+        options: l.overrides.as_deref(),
         out_dir: Some(&args.out),
     };
-    let (json, saved) = (entry.run)(&bundle, real, &sets, &request, &mut progress)?;
+    let (json, saved) = (entry.run)(&l.bundle, l.real(), &l.sets, &request, &mut progress)?;
     bar.finish();
     let saved = saved.expect("an output folder was given");
     report(&json, &saved, args.json)
@@ -280,11 +277,11 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     report(&json, &saved, common.json)
 }
 
-// ---- influence: the leave-one-out retrainings as units ----
+// ---- analyses made of units (mixing, sensitivity, influence): --units DIR ----
 
-/// What `ddlens gather` needs to redo the analysis: the arguments of the sharded runs, with
+/// What `ddlens gather` needs to redo the set-up: the arguments of the sharded runs, with
 /// absolute paths so that the gather may run from any folder.
-fn influence_run_json(common: &CommonArgs) -> serde_json::Value {
+fn run_json(common: &CommonArgs) -> serde_json::Value {
     let abs = |p: &PathBuf| {
         if p.to_string_lossy().starts_with("zoo:") {
             p.clone()
@@ -312,8 +309,8 @@ fn influence_run_json(common: &CommonArgs) -> serde_json::Value {
     })
 }
 
-/// The arguments recorded by [`influence_run_json`], for `ddlens gather`.
-pub(crate) fn influence_args_from(run: &serde_json::Value) -> Result<CommonArgs> {
+/// The arguments recorded by [`run_json`], for `ddlens gather`.
+pub(crate) fn args_from(run: &serde_json::Value) -> Result<CommonArgs> {
     let bad = |key: &str| {
         Error::invalid(
             "job.json",
@@ -347,79 +344,119 @@ pub(crate) fn influence_args_from(run: &serde_json::Value) -> Result<CommonArgs>
     })
 }
 
-/// `influence --units DIR`: the shard's leave-one-out units; `--merge DIR`: the result.
-fn run_influence_units(args: &AnalyzeArgs) -> Result<()> {
+/// `--units DIR`: the shard's units; `--merge DIR`: the result from a finished folder.
+fn run_units(entry: &analysis::Entry, fns: UnitFns, args: &AnalyzeArgs) -> Result<()> {
     if let Some(dir) = &args.units {
-        return influence_units(&args.common, dir, args.shard);
+        return shard_units(entry, fns, &args.common, dir, args.shard);
     }
     if args.merge.len() != 1 {
         return Err(Error::invalid(
             "--merge",
-            "influence merges one --units folder",
+            format!("{} merges one --units folder", entry.name),
         ));
     }
     let store = UnitStore::open(&args.merge[0])?;
-    gather_influence(&store, &args.common)
+    gather_units(&store, &args.common)
 }
 
-fn influence_units(common: &CommonArgs, dir: &std::path::Path, shard: Option<Shard>) -> Result<()> {
-    let shard = Shard::resolve(shard)?.unwrap_or(Shard::WHOLE);
+/// What every analysis run needs: model, real data, sets, the run's description and the
+/// `--set` overrides as one JSON object.
+struct Loaded {
+    bundle: ddlens::Bundle,
+    splits: ddlens::data::Splits,
+    sets: Vec<NamedSet>,
+    info: RunInfo,
+    overrides: Option<String>,
+}
+
+/// Loads model, real data (whitened when asked) and sets (checked against the model).
+fn load(common: &CommonArgs) -> Result<Loaded> {
     let (bundle, splits) = open_model_and_data(&common.data)?;
     let (sets, needs_zca) = read_sets(&common.sets, &common.data)?;
     let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
-    let overrides = overrides_json(&common.overrides)?;
-    let config =
-        analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;
-    let real = RealData {
-        train: &splits.train,
-        test: &splits.test,
-    };
-    let spec = iu::loo_spec(&bundle, real, &sets, &config, influence_run_json(common))?;
-    eprintln!("influence leave-one-out: {}", shard.describe(spec.units));
-    let store = UnitStore::create(dir, spec)?;
-    let bar = Bar::new(Influence::NAME, 1);
-    let mut progress = &bar;
-    let done = iu::run_loo_shard(&bundle, real, &sets, &config, &store, shard, &mut progress)?;
-    bar.finish();
-    super::gather::print_shard_run(&store, &done.ran, &done.skipped);
-    Ok(())
-}
-
-/// The influence result from a finished store, with the arguments `common` (which must be
-/// those of the sharded runs), written to `common.out`.
-pub(crate) fn gather_influence(store: &UnitStore, common: &CommonArgs) -> Result<()> {
-    let (bundle, splits) = open_model_and_data(&common.data)?;
-    let (sets, needs_zca) = read_sets(&common.sets, &common.data)?;
-    let splits = real_space(splits, &common.data, common.zca, &needs_zca)?;
-    let overrides = overrides_json(&common.overrides)?;
-    let config =
-        analysis::config_with::<Influence>(common.budget, common.seed, overrides.as_deref())?;
-    let real = RealData {
-        train: &splits.train,
-        test: &splits.test,
-    };
-    // The same job whatever the output folder or the way the arguments were spelled.
-    let run = store.spec().settings["run"].clone();
-    let spec = iu::loo_spec(&bundle, real, &sets, &config, run)?;
-    if spec.fingerprint() != store.spec().fingerprint() {
-        return Err(Error::Data {
-            origin: store.dir().join("job.json").display().to_string(),
-            message: "the units were computed with other arguments, sets or data than these \
-                      (give the sharded runs' arguments, or use `ddlens gather DIR`)"
-                .into(),
-        });
+    for s in &sets {
+        s.data.check_against(bundle.manifest())?;
     }
-    let bar = Bar::new(Influence::NAME, 1);
-    let mut progress = &bar;
-    let output = iu::influence_from_units(&bundle, real, &sets, &config, store, &mut progress)?;
-    bar.finish();
     let info = RunInfo {
         model: bundle.name().to_string(),
         dataset: common.data.dataset.to_string(),
         budget: common.budget,
         seed: common.seed,
     };
-    let (json, saved) = analysis::save_result::<Influence>(&common.out, &info, &output)?;
+    Ok(Loaded {
+        bundle,
+        splits,
+        sets,
+        info,
+        overrides: overrides_json(&common.overrides)?,
+    })
+}
+
+impl Loaded {
+    fn real(&self) -> RealData<'_> {
+        RealData {
+            train: &self.splits.train,
+            test: &self.splits.test,
+        }
+    }
+}
+
+/// Runs the units of `shard` (default: the Slurm array task's, else all) into `dir`.
+fn shard_units(
+    entry: &analysis::Entry,
+    fns: UnitFns,
+    common: &CommonArgs,
+    dir: &std::path::Path,
+    shard: Option<Shard>,
+) -> Result<()> {
+    let shard = Shard::resolve(shard)?.unwrap_or(Shard::WHOLE);
+    let l = load(common)?;
+    let request = analysis::Request {
+        info: &l.info,
+        options: l.overrides.as_deref(),
+        out_dir: None,
+    };
+    let announce = |store: &UnitStore| {
+        eprintln!(
+            "{} units: {}",
+            entry.name,
+            shard.describe(store.spec().units)
+        );
+    };
+    let job = ShardRequest {
+        dir,
+        shard,
+        run: run_json(common),
+        announce: &announce,
+    };
+    let bar = Bar::new(entry.name, 1);
+    let mut progress = &bar;
+    let (store, done) =
+        (fns.run_shard)(&l.bundle, l.real(), &l.sets, &request, &job, &mut progress)?;
+    bar.finish();
+    super::gather::print_shard_run(&store, &done.ran, &done.skipped);
+    Ok(())
+}
+
+/// The result of the analysis of a finished store, with the arguments `common` (which must
+/// be those of the sharded runs), written to `common.out`.
+pub(crate) fn gather_units(store: &UnitStore, common: &CommonArgs) -> Result<()> {
+    let entry = analysis::find(&store.spec().kind)?;
+    let fns = entry.units.ok_or_else(|| Error::Data {
+        origin: store.dir().join("job.json").display().to_string(),
+        message: format!("`{}` does not run as units", entry.name),
+    })?;
+    let l = load(common)?;
+    let request = analysis::Request {
+        info: &l.info,
+        options: l.overrides.as_deref(),
+        out_dir: Some(&common.out),
+    };
+    let bar = Bar::new(entry.name, 1);
+    let mut progress = &bar;
+    let (json, saved) = (fns.gather)(&l.bundle, l.real(), &l.sets, &request, store, &mut progress)?;
+    bar.finish();
+    let saved = saved.expect("an output folder was given");
     report(&json, &saved, common.json)
 }
 

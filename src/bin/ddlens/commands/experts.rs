@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use ddlens::distill::ExpertJob;
+use ddlens::shard::{Shard, UnitStore};
 use ddlens::Result;
 use serde_json::json;
 
@@ -37,6 +38,15 @@ pub(crate) struct ExpertsArgs {
     /// Output folder (experts.json and expert-NNNN/epoch-NNNN.safetensors).
     #[arg(long, default_value = "ddlens-out/experts")]
     pub out: PathBuf,
+    /// The experts as units (expert i = unit i): train the experts of --shard (default: the
+    /// Slurm array task's, else all) into the shared experts folder DIR (instead of --out),
+    /// skipping finished ones; `ddlens gather DIR` then writes DIR/experts.json. Same
+    /// arguments in every shard.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub units: Option<PathBuf>,
+    /// With --units: train only shard I of N of the experts (expert i when i % N == I).
+    #[arg(long, value_name = "I/N", value_parser = crate::args::parse_shard, requires = "units")]
+    pub shard: Option<Shard>,
     /// Print the index as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -54,6 +64,18 @@ pub(crate) fn run(args: ExpertsArgs) -> Result<()> {
     job.config.lr = args.lr;
     job.config.batch = args.batch_size;
     job.seed = args.seed;
+    if let Some(dir) = &args.units {
+        let shard = Shard::resolve(args.shard)?.unwrap_or(Shard::WHOLE);
+        let announce = |store: &UnitStore| {
+            eprintln!("experts: {}", shard.describe(store.spec().units));
+        };
+        let mut bar = Bar::new("experts", 0);
+        let (store, done) =
+            job.run_shard(dir, &bundle, &splits.train, shard, &announce, &mut bar)?;
+        bar.finish();
+        super::gather::print_shard_run(&store, &done.ran, &done.skipped);
+        return Ok(());
+    }
     let start = Instant::now();
     let mut bar = Bar::new("experts", 0);
     let index = job.run(&args.out, &bundle, &splits.train, &mut bar)?;

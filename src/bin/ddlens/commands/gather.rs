@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ddlens::analysis::influence_units as iu;
+use ddlens::analysis;
+use ddlens::distill;
 use ddlens::io::write_atomic;
 use ddlens::shard::UnitStore;
 use ddlens::train;
@@ -48,10 +49,24 @@ pub(crate) fn run(args: GatherArgs) -> Result<()> {
             eprintln!("wrote {}", path.display());
             super::eval::print_report(&report)
         }
-        iu::INFLUENCE_KIND => {
-            let mut common = super::analyze::influence_args_from(&store.spec().settings["run"])?;
+        distill::EXPERTS_KIND => {
+            let index = distill::gather_experts(&args.dir)?;
+            if args.json {
+                println!("{}", serde_json::json!({ "dir": args.dir, "index": index }));
+            } else {
+                eprintln!(
+                    "wrote {} ({} experts of {} epochs)",
+                    args.dir.join("experts.json").display(),
+                    index.experts,
+                    index.epochs
+                );
+            }
+            Ok(())
+        }
+        kind if analysis::find(kind).is_ok_and(|e| e.units.is_some()) => {
+            let mut common = super::analyze::args_from(&store.spec().settings["run"])?;
             common.json = args.json;
-            super::analyze::gather_influence(&store, &common)
+            super::analyze::gather_units(&store, &common)
         }
         other => Err(Error::Data {
             origin: args.dir.join("job.json").display().to_string(),
