@@ -20,6 +20,7 @@ from . import __version__
 from .builtin import BUILTINS, get_builtin
 from .check import check_bundle
 from .decompositions import GRAD_WEIGHT_IMPLS
+from .diagnose import ExportError
 from .export import BundleSpec, export_bundle
 from .loading import UserInputError, build_user_model, model_from_source, parse_kwargs
 from .manifest import parse_normalization
@@ -121,8 +122,12 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ddlens-exporter {__version__} (torch {torch.__version__})")
     sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="on failure show the full traceback, and torch.onnx's own output "
+                             "(same as DDLENS_EXPORT_VERBOSE=1)")
 
-    e = sub.add_parser("export", help="export a model class from a Python file as a bundle folder")
+    e = sub.add_parser("export", parents=[common], help="export a model class from a Python file as a bundle folder")
     e.add_argument("--module", required=True, help="path to the .py file defining the model class")
     e.add_argument("--class", dest="class_name", metavar="NAME", required=True,
                    help="name of the nn.Module class in that file")
@@ -140,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--check", action="store_true", help="compare the bundle with PyTorch after exporting")
     e.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("builtin", help="rebuild the prebuilt bundles into OUT/<name>")
+    b = sub.add_parser("builtin", parents=[common], help="rebuild the prebuilt bundles into OUT/<name>")
     b.add_argument("--out", required=True, help="folder receiving the bundles, e.g. models/")
     b.add_argument("--only", help=f"comma-separated subset of: {', '.join(BUILTINS)}")
     b.add_argument("--roles", help="comma-separated subset of roles (default: all)")
@@ -148,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--check", action="store_true", help="compare each bundle with PyTorch after exporting")
     b.set_defaults(func=cmd_builtin)
 
-    c = sub.add_parser("check", help="compare a bundle's graphs (ONNX Runtime) with PyTorch")
+    c = sub.add_parser("check", parents=[common], help="compare a bundle's graphs (ONNX Runtime) with PyTorch")
     c.add_argument("bundle", help="bundle folder")
     c.add_argument("--module", help="model file (default: what the bundle's export.json names)")
     c.add_argument("--class", dest="class_name", metavar="NAME", help="model class in --module")
@@ -161,14 +166,24 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    previous = os.environ.get("DDLENS_EXPORT_VERBOSE")
+    if args.verbose:
+        os.environ["DDLENS_EXPORT_VERBOSE"] = "1"  # read by export._quiet too
     try:
         return args.func(args)
-    except (UserInputError, ValueError, NotImplementedError) as e:
-        # Problems with the user's input or model: one clear line, no traceback.
+    except (UserInputError, ValueError, NotImplementedError, ExportError) as e:
+        # Problems with the user's input or model: one clear paragraph, no traceback (an
+        # ExportError names the module, the op and what to use instead).
         if os.environ.get("DDLENS_EXPORT_VERBOSE"):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if args.verbose:
+            if previous is None:
+                os.environ.pop("DDLENS_EXPORT_VERBOSE", None)
+            else:
+                os.environ["DDLENS_EXPORT_VERBOSE"] = previous
 
 
 if __name__ == "__main__":

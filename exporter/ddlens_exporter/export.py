@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .decompositions import lowering_table
+from .diagnose import explain
 from .manifest import build_manifest, param_specs, uses_batch_statistics
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer, batch_dims
@@ -177,10 +178,10 @@ def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike
             gm = tracer.graph(role)
             export_graph(gm, tracer.example_inputs(role), graph["inputs"], graph["outputs"],
                          batch_dims(role, len(names)), out / graph["file"])
-        except NotImplementedError as e:
-            raise NotImplementedError(f"{spec.name}, role {role}: {e}") from e
         except Exception as e:
-            raise RuntimeError(f"{spec.name}, role {role}: export failed: {type(e).__name__}: {e}") from e
+            # One paragraph naming the module, the op and what to use instead; the original
+            # exception stays chained for --verbose.
+            raise explain(e, model, spec.input_shape, spec.name, role) from e
     for role in ROLE_NAMES:  # a re-export with fewer roles must not leave stale graphs behind
         if role not in manifest["graphs"]:
             (out / f"{role}.onnx").unlink(missing_ok=True)
