@@ -23,7 +23,7 @@ from .decompositions import GRAD_WEIGHT_IMPLS
 from .diagnose import ExportError
 from .export import BundleSpec, export_bundle
 from .loading import UserInputError, build_user_model, model_from_source, parse_kwargs
-from .manifest import parse_normalization
+from .manifest import BATCHNORM_MODES, apply_batchnorm, parse_normalization
 from .roles import ROLE_NAMES
 
 
@@ -72,8 +72,9 @@ def cmd_export(args) -> int:
     spec = BundleSpec(
         name=args.name, input_shape=tuple(shape), num_classes=args.num_classes, normalization=norm,
         description=args.description or f"{args.class_name} from {Path(args.module).name}",
-        roles=_roles(args.roles), grad_weight_impl=args.grad_weight,
-        source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs},
+        roles=_roles(args.roles), grad_weight_impl=args.grad_weight, batchnorm=args.batchnorm,
+        source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs,
+                **({"batchnorm": args.batchnorm} if args.batchnorm else {})},
     )
     out = Path(args.out)
     t0 = time.time()
@@ -107,7 +108,8 @@ def cmd_check(args) -> int:
     if args.module:
         if not args.class_name:
             raise UserInputError("check --module needs --class too")
-        model = build_user_model(args.module, args.class_name, parse_kwargs(args.kwargs))
+        model = apply_batchnorm(build_user_model(args.module, args.class_name, parse_kwargs(args.kwargs)),
+                                args.batchnorm)
     else:
         source_file = bundle / "export.json"
         if not source_file.is_file():
@@ -143,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--grad-weight", choices=GRAD_WEIGHT_IMPLS, default="matmul",
                    help="lowering of the convolution weight gradient (default: matmul)")
     e.add_argument("--check", action="store_true", help="compare the bundle with PyTorch after exporting")
+    e.add_argument("--batchnorm", choices=BATCHNORM_MODES, help="how to export BatchNorm layers that keep running statistics: batch-stats = training-mode BatchNorm in every graph (statistics of each batch; the manifest says norm_state batch-stats). Without it such a model is refused")
     e.set_defaults(func=cmd_export)
 
     b = sub.add_parser("builtin", parents=[common], help="rebuild the prebuilt bundles into OUT/<name>")
@@ -160,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--kwargs", help="JSON constructor arguments for --class")
     c.add_argument("--batches", default="3,7", help="batch sizes to test (default 3,7)")
     c.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    c.add_argument("--batchnorm", choices=BATCHNORM_MODES, help="with --module: the --batchnorm the bundle was exported with")
     c.set_defaults(func=cmd_check)
     return p
 

@@ -108,3 +108,19 @@ def test_adaptive_pooling(export_root):
     check_files(export_root / "adaptive", manifest)
     mismatches = check_bundle(export_root / "adaptive", model, batches=(3, 7), draws=1)
     assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_batchnorm_on_batch_statistics(export_root):
+    """BatchNorm2d with running statistics, exported with ``batchnorm="batch-stats"``: every
+    role normalises with the statistics of its batch and matches torch.func on the same
+    module (whose running statistics the export dropped)."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Flatten(), nn.Linear(48, 3))
+    spec = BundleSpec(name="bn", input_shape=(1, 8, 8), num_classes=3, normalization=parse_normalization("none", 1),
+                      batchnorm="batch-stats")
+    manifest = export_bundle(model, spec, export_root / "bn", log=lambda *_: None)
+    assert manifest["norm_state"] == "batch-stats" and manifest["batch_statistics"] is True
+    assert model[1].running_mean is None
+    check_files(export_root / "bn", manifest)
+    mismatches = check_bundle(export_root / "bn", model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))

@@ -246,3 +246,24 @@ fn bad_call_arguments_name_the_argument() {
         &["params", "expected"],
     );
 }
+
+#[test]
+fn norm_state_is_read_checked_and_future_values_refused() {
+    use ddlens::bundle::NormState;
+    let (_tmp, dir) = copy_tiny();
+    // Absent: no BatchNorm.
+    assert_eq!(
+        Bundle::open(&dir).unwrap().manifest().norm_state,
+        NormState::None
+    );
+    // batch-stats needs batch_statistics (its batches must never be split).
+    edit_manifest(&dir, |v| v["norm_state"] = Value::from("batch-stats"));
+    assert_mentions(&open_err(&dir), &["norm_state", "batch_statistics"]);
+    edit_manifest(&dir, |v| v["batch_statistics"] = Value::from(true));
+    let b = Bundle::open(&dir).unwrap();
+    assert_eq!(b.manifest().norm_state, NormState::BatchStats);
+    assert_eq!(b.manifest().norm_state.as_str(), "batch-stats");
+    // A form this build does not know (state carried by the trainer) is refused by name.
+    edit_manifest(&dir, |v| v["norm_state"] = Value::from("running-stats"));
+    assert_mentions(&open_err(&dir), &["manifest.json", "running-stats"]);
+}
