@@ -10,7 +10,7 @@ from torch import nn
 
 from .export import BundleSpec
 from .manifest import apply_batchnorm, parse_normalization
-from .models import MLP, AlexNet, ConvNet, ResNet18, TinyConv, TinyMaxPoolNet, VGG11
+from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyConv, TinyMaxPoolNet
 from .roles import ROLE_NAMES
 
 

@@ -142,8 +142,8 @@ def owner_of(op: str, owners: dict[str, list[str]]) -> list[str]:
 
 #: What to use instead, by a word of the op's name (first match wins).
 ALTERNATIVES = [
-    ("batch_norm", "export with --batchnorm batch-stats (BatchNorm on the statistics of each batch), or use "
-                   "GroupNorm / InstanceNorm2d(affine=True)"),
+    ("batch_norm", ("export with --batchnorm batch-stats (BatchNorm on the statistics of each batch), or use "
+                    "GroupNorm / InstanceNorm2d(affine=True)")),
     ("upsample", "use nn.Upsample(scale_factor=k, mode='nearest') with an integer k, or ConvTranspose2d"),
     ("pool", "use AvgPool2d / MaxPool2d with ceil_mode=False, or AdaptiveAvgPool2d / AdaptiveMaxPool2d"),
     ("convolution", "use groups=1 convolutions, or leave out the gradient roles with --roles forward,features_vjp"),
@@ -182,7 +182,7 @@ def explain(exc: BaseException, model: nn.Module, input_shape: Sequence[int], bu
         )
     try:
         paths = owner_of(op, op_owners(model, input_shape))
-    except Exception:  # the diagnosis must never hide the real failure
+    except Exception:  # noqa: BLE001 -- the diagnosis must never hide the real failure
         paths = []
     if paths:
         names = dict(model.named_modules())

@@ -123,9 +123,9 @@ def test_batchnorm_batch_stats_form():
 
 
 def test_norm_state_in_the_manifest():
-    common = dict(name="m", description="", input_shape=[1, 4, 4], num_classes=2, feature_dim=2,
-                  normalization={"dataset": "none", "mean": [0.0], "std": [1.0]}, opset=18,
-                  params=[], graphs={})
+    common = {"name": "m", "description": "", "input_shape": [1, 4, 4], "num_classes": 2, "feature_dim": 2,
+              "normalization": {"dataset": "none", "mean": [0.0], "std": [1.0]}, "opset": 18,
+              "params": [], "graphs": {}}
     assert "norm_state" not in build_manifest(**common)
     m = build_manifest(**common, norm_state="batch-stats")
     assert m["norm_state"] == "batch-stats" and m["batch_statistics"] is True  # never split its batches
