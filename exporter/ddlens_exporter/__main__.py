@@ -20,9 +20,10 @@ from . import __version__
 from .builtin import BUILTINS, get_builtin
 from .check import check_bundle
 from .decompositions import GRAD_WEIGHT_IMPLS
+from .diagnose import ExportError
 from .export import BundleSpec, export_bundle
 from .loading import UserInputError, build_user_model, model_from_source, parse_kwargs
-from .manifest import parse_normalization
+from .manifest import BATCHNORM_MODES, apply_batchnorm, parse_normalization
 from .roles import ROLE_NAMES
 
 
@@ -71,8 +72,9 @@ def cmd_export(args) -> int:
     spec = BundleSpec(
         name=args.name, input_shape=tuple(shape), num_classes=args.num_classes, normalization=norm,
         description=args.description or f"{args.class_name} from {Path(args.module).name}",
-        roles=_roles(args.roles), grad_weight_impl=args.grad_weight,
-        source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs},
+        roles=_roles(args.roles), grad_weight_impl=args.grad_weight, batchnorm=args.batchnorm,
+        source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs,
+                **({"batchnorm": args.batchnorm} if args.batchnorm else {})},
     )
     out = Path(args.out)
     t0 = time.time()
@@ -106,7 +108,8 @@ def cmd_check(args) -> int:
     if args.module:
         if not args.class_name:
             raise UserInputError("check --module needs --class too")
-        model = build_user_model(args.module, args.class_name, parse_kwargs(args.kwargs))
+        model = apply_batchnorm(build_user_model(args.module, args.class_name, parse_kwargs(args.kwargs)),
+                                args.batchnorm)
     else:
         source_file = bundle / "export.json"
         if not source_file.is_file():
@@ -121,8 +124,12 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ddlens-exporter {__version__} (torch {torch.__version__})")
     sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="on failure show the full traceback, and torch.onnx's own output "
+                             "(same as DDLENS_EXPORT_VERBOSE=1)")
 
-    e = sub.add_parser("export", help="export a model class from a Python file as a bundle folder")
+    e = sub.add_parser("export", parents=[common], help="export a model class from a Python file as a bundle folder")
     e.add_argument("--module", required=True, help="path to the .py file defining the model class")
     e.add_argument("--class", dest="class_name", metavar="NAME", required=True,
                    help="name of the nn.Module class in that file")
@@ -138,9 +145,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--grad-weight", choices=GRAD_WEIGHT_IMPLS, default="matmul",
                    help="lowering of the convolution weight gradient (default: matmul)")
     e.add_argument("--check", action="store_true", help="compare the bundle with PyTorch after exporting")
+    e.add_argument("--batchnorm", choices=BATCHNORM_MODES, help="how to export BatchNorm layers that keep running statistics: batch-stats = training-mode BatchNorm in every graph (statistics of each batch; the manifest says norm_state batch-stats). Without it such a model is refused")
     e.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("builtin", help="rebuild the prebuilt bundles into OUT/<name>")
+    b = sub.add_parser("builtin", parents=[common], help="rebuild the prebuilt bundles into OUT/<name>")
     b.add_argument("--out", required=True, help="folder receiving the bundles, e.g. models/")
     b.add_argument("--only", help=f"comma-separated subset of: {', '.join(BUILTINS)}")
     b.add_argument("--roles", help="comma-separated subset of roles (default: all)")
@@ -148,27 +156,38 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--check", action="store_true", help="compare each bundle with PyTorch after exporting")
     b.set_defaults(func=cmd_builtin)
 
-    c = sub.add_parser("check", help="compare a bundle's graphs (ONNX Runtime) with PyTorch")
+    c = sub.add_parser("check", parents=[common], help="compare a bundle's graphs (ONNX Runtime) with PyTorch")
     c.add_argument("bundle", help="bundle folder")
     c.add_argument("--module", help="model file (default: what the bundle's export.json names)")
     c.add_argument("--class", dest="class_name", metavar="NAME", help="model class in --module")
     c.add_argument("--kwargs", help="JSON constructor arguments for --class")
     c.add_argument("--batches", default="3,7", help="batch sizes to test (default 3,7)")
     c.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    c.add_argument("--batchnorm", choices=BATCHNORM_MODES, help="with --module: the --batchnorm the bundle was exported with")
     c.set_defaults(func=cmd_check)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    previous = os.environ.get("DDLENS_EXPORT_VERBOSE")
+    if args.verbose:
+        os.environ["DDLENS_EXPORT_VERBOSE"] = "1"  # read by export._quiet too
     try:
         return args.func(args)
-    except (UserInputError, ValueError, NotImplementedError) as e:
-        # Problems with the user's input or model: one clear line, no traceback.
+    except (UserInputError, ValueError, NotImplementedError, ExportError) as e:
+        # Problems with the user's input or model: one clear paragraph, no traceback (an
+        # ExportError names the module, the op and what to use instead).
         if os.environ.get("DDLENS_EXPORT_VERBOSE"):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if args.verbose:
+            if previous is None:
+                os.environ.pop("DDLENS_EXPORT_VERBOSE", None)
+            else:
+                os.environ["DDLENS_EXPORT_VERBOSE"] = previous
 
 
 if __name__ == "__main__":

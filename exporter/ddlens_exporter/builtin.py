@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from .export import BundleSpec
-from .manifest import parse_normalization
-from .models import MLP, ConvNet, TinyConv, TinyMaxPoolNet
+from .manifest import apply_batchnorm, parse_normalization
+from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyConv, TinyMaxPoolNet
 from .roles import ROLE_NAMES
 
 
@@ -24,10 +24,12 @@ class Builtin:
     num_classes: int
     normalization: str
     description: str
+    #: ``--batchnorm`` form of the bundle (None: the model has no BatchNorm).
+    batchnorm: str | None = None
 
     def build(self) -> nn.Module:
         torch.manual_seed(0)  # graphs do not depend on the values; keeps tracing reproducible
-        return self.factory()
+        return apply_batchnorm(self.factory(), self.batchnorm)
 
     def spec(self, roles: Sequence[str] | None = None, grad_weight_impl: str = "matmul") -> BundleSpec:
         """The export settings of this bundle."""
@@ -35,12 +37,35 @@ class Builtin:
             name=self.name, input_shape=self.input_shape, num_classes=self.num_classes,
             normalization=parse_normalization(self.normalization, self.input_shape[0]),
             description=self.description, roles=list(roles or ROLE_NAMES), grad_weight_impl=grad_weight_impl,
-            source={"builtin": self.name},
+            batchnorm=self.batchnorm, source={"builtin": self.name},
         )
 
 
 def _convnet(width: int, c: int, hw: int) -> Callable[[], nn.Module]:
     return lambda: ConvNet(channels=c, num_classes=10, width=width, depth=3, im_size=(hw, hw))
+
+
+#: (channels, side, normalization) of the two input formats the architectures are built for.
+_FORMATS = ((1, 28, "fashion-mnist"), (3, 32, "cifar10"))
+
+
+def _architectures() -> list[Builtin]:
+    """The cross-architecture models of the distillation literature, for both input formats."""
+    out = []
+    for c, hw, norm in _FORMATS:
+        shape = f"{c}x{hw}x{hw}"
+        out += [
+            Builtin(f"resnet18bn-{shape}", lambda c=c: ResNet18(c, 10, norm="batchnorm"), (c, hw, hw), 10, norm,
+                    f"ResNet-18 (BatchNorm on batch statistics, 3x3 stem, global avg pool) for {shape} inputs",
+                    batchnorm="batch-stats"),
+            Builtin(f"resnet18in-{shape}", lambda c=c: ResNet18(c, 10, norm="instancenorm"), (c, hw, hw), 10, norm,
+                    f"ResNet-18 (instance norm, 3x3 stem, global avg pool) for {shape} inputs"),
+            Builtin(f"vgg11-{shape}", lambda c=c: VGG11(c, 10), (c, hw, hw), 10, norm,
+                    f"VGG-11 (instance norm, max pool) for {shape} inputs"),
+            Builtin(f"alexnet-{shape}", lambda c=c: AlexNet(c, 10), (c, hw, hw), 10, norm,
+                    f"AlexNet (5 convs 128-192-256-192-192, ReLU, max pool) for {shape} inputs"),
+        ]
+    return out
 
 
 BUILTINS: dict[str, Builtin] = {b.name: b for b in [
@@ -58,6 +83,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
             "test model: Conv(1->4, 3x3) -> GroupNorm(4, 4) -> ReLU -> AvgPool 2 -> Linear(64 -> 3)"),
     Builtin("tiny-maxpool-1x8x8", lambda: TinyMaxPoolNet(1, 3, 4), (1, 8, 8), 3, "none",
             "test model: Conv(1->4, 3x3) -> Tanh -> MaxPool 2 -> Linear(64 -> 16) -> Tanh -> Linear(16 -> 3)"),
+    *_architectures(),
 ]}
 
 

@@ -32,6 +32,8 @@ import torch
 from torch._decomp import core_aten_decompositions
 from torch._decomp import decompositions as _stock
 
+from .diagnose import UnsupportedOp
+
 aten = torch.ops.aten
 
 #: How the convolution weight gradient is lowered: ``"matmul"`` (im2col by strided slices,
@@ -207,7 +209,8 @@ def make_convolution_backward(grad_weight_impl: str = "matmul") -> Callable:
     ):
         nsp = weight.dim() - 2
         if inp.dim() != weight.dim():
-            raise NotImplementedError("ddlens exporter: unbatched convolution inputs are not supported")
+            raise UnsupportedOp("aten.convolution_backward",
+                                "ddlens exporter: unbatched convolution inputs are not supported")
         stride = _tuple(stride, nsp)
         padding = _tuple(padding, nsp)
         dilation = _tuple(dilation, nsp)
@@ -222,7 +225,8 @@ def make_convolution_backward(grad_weight_impl: str = "matmul") -> Callable:
                 grad_input = _conv_grad_input(grad_out, inp, weight, stride, padding, dilation, groups)
         if output_mask[1]:
             if groups != 1:
-                raise NotImplementedError(
+                raise UnsupportedOp(
+                    "aten.convolution_backward",
                     f"ddlens exporter: the weight gradient of a grouped convolution (groups={groups}) "
                     "is not supported; only groups=1 convolutions can be trained"
                 )
@@ -283,8 +287,9 @@ def avg_pool2d_backward(grad_output, inp, kernel_size, stride, padding, ceil_mod
     sh, sw = _tuple(stride, 2) if stride else (kh, kw)
     ph, pw = _tuple(padding, 2)
     if ceil_mode:
-        raise NotImplementedError(
-            "ddlens exporter: avg_pool2d backward with ceil_mode=True is not supported; use ceil_mode=False"
+        raise UnsupportedOp(
+            "aten.avg_pool2d_backward",
+            "ddlens exporter: avg_pool2d backward with ceil_mode=True is not supported; use ceil_mode=False",
         )
     c, height, width = inp.shape[1], inp.shape[2], inp.shape[3]
     g = grad_output
@@ -329,12 +334,143 @@ def max_pool2d_with_indices_backward(grad_output, inp, kernel_size, stride, padd
             grad_output, inp, kernel_size, stride, padding, dilation, ceil_mode, indices
         )
         if out is NotImplemented:
-            raise NotImplementedError("ddlens exporter: no ONNX lowering for this max_pool2d backward")
+            raise UnsupportedOp("aten.max_pool2d_with_indices_backward",
+                                "ddlens exporter: no ONNX lowering for this max_pool2d backward")
         return out
     up_grad = _upsample_blocks(grad_output, kh, kw, 1.0, (height, width))
     up_idx = _upsample_blocks(indices.to(grad_output.dtype), kh, kw, 1.0, (height, width))
     flat = torch.arange(height * width, device=inp.device, dtype=grad_output.dtype).reshape([height, width])
     return torch.where(up_idx == flat, up_grad, up_grad.new_zeros([]))
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pooling (forward and backward)
+# --------------------------------------------------------------------------------------------
+
+
+def _adaptive_windows(in_size: int, out_size: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows along one axis: ``[floor(i*in/out), ceil((i+1)*in/out))``."""
+    return [((i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)) for i in range(out_size)]
+
+
+def _adaptive_block(inp, output_size) -> tuple[int, int] | None:
+    """The kernel (= stride) when adaptive pooling is a plain pool: every input size is a
+    multiple of its output size (global pooling included); else ``None``."""
+    height, width = inp.shape[-2], inp.shape[-1]
+    oh, ow = _tuple(output_size, 2)
+    if oh > 0 and ow > 0 and height % oh == 0 and width % ow == 0:
+        return height // oh, width // ow
+    return None
+
+
+def _pool_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
+    """``[out, in]`` averaging matrix of adaptive average pooling along one axis: row ``i`` is
+    ``1/len`` on window ``i``. Built from ``arange`` comparisons (no data constant), so the
+    traced graph holds a few ops on constants that the ONNX optimiser folds."""
+    rows = torch.arange(out_size, device=like.device, dtype=torch.int64).unsqueeze(1)
+    cols = torch.arange(in_size, device=like.device, dtype=torch.int64).unsqueeze(0)
+    starts = torch.div(rows * in_size, out_size, rounding_mode="floor")
+    ends = torch.div((rows + 1) * in_size + out_size - 1, out_size, rounding_mode="floor")
+    inside = (cols >= starts) & (cols < ends)
+    return inside.to(like.dtype) / (ends - starts).to(like.dtype)
+
+
+def _adaptive_check(op: str, inp) -> None:
+    if inp.dim() not in (3, 4):
+        raise UnsupportedOp(f"aten.{op}", f"ddlens exporter: {op} needs a 3-D or 4-D input, got {inp.dim()}-D")
+
+
+def adaptive_avg_pool2d(inp, output_size):
+    """``adaptive_avg_pool2d`` as forward ops ONNX Runtime runs well.
+
+    When each input size is a multiple of the output size the windows are a plain
+    ``avg_pool2d`` with kernel = stride = in/out (global pooling too), whose gradient is
+    :func:`avg_pool2d_backward`. Otherwise the windows have different lengths and overlap; the
+    pool is then linear and separable: ``P_h @ x @ P_w^T`` with the constant averaging
+    matrices of :func:`_pool_matrix` (two MatMuls; their gradient is two MatMuls too)."""
+    _adaptive_check("adaptive_avg_pool2d", inp)
+    block = _adaptive_block(inp, output_size)
+    if block is not None:
+        return aten.avg_pool2d.default(inp, list(block), list(block), [0, 0], False, True, None)
+    oh, ow = _tuple(output_size, 2)
+    ph = _pool_matrix(inp.shape[-2], oh, inp)
+    pw = _pool_matrix(inp.shape[-1], ow, inp)
+    return torch.matmul(torch.matmul(ph, inp), pw.t())
+
+
+def adaptive_avg_pool2d_backward(grad_output, inp):
+    """Gradient of :func:`adaptive_avg_pool2d`: :func:`avg_pool2d_backward` with kernel = stride
+    = in/out when the sizes divide, else the transposed pooling matrices
+    ``P_h^T @ g @ P_w``."""
+    _adaptive_check("_adaptive_avg_pool2d_backward", inp)
+    oh, ow = grad_output.shape[-2], grad_output.shape[-1]
+    block = _adaptive_block(inp, [oh, ow])
+    if block is not None:
+        return avg_pool2d_backward(grad_output, inp, list(block), list(block), [0, 0], False, True, None)
+    ph = _pool_matrix(inp.shape[-2], oh, inp)
+    pw = _pool_matrix(inp.shape[-1], ow, inp)
+    return torch.matmul(torch.matmul(ph.t(), grad_output), pw)
+
+
+def adaptive_max_pool2d(inp, output_size):
+    """``adaptive_max_pool2d`` (values and flat ``h*W + w`` argmax indices, as PyTorch).
+
+    Divisible sizes (global pooling included) are ``max_pool2d_with_indices`` with kernel =
+    stride = in/out, whose gradient is the fast block rewrite of
+    :func:`max_pool2d_with_indices_backward`. Otherwise every window is gathered at the
+    longest window length (``index_select`` per axis), positions beyond a window's end masked
+    to -inf, and the max taken over the gathered taps; the flat index of the winning tap
+    comes from a constant index table."""
+    _adaptive_check("adaptive_max_pool2d", inp)
+    if inp.dim() == 3:
+        values, indices = adaptive_max_pool2d(inp.unsqueeze(0), output_size)
+        return values.squeeze(0), indices.squeeze(0)
+    block = _adaptive_block(inp, output_size)
+    if block is not None:
+        return aten.max_pool2d_with_indices.default(inp, list(block), list(block), [0, 0], [1, 1], False)
+    oh, ow = _tuple(output_size, 2)
+    c, height, width = inp.shape[1], inp.shape[2], inp.shape[3]
+
+    def taps(in_size, out_size):
+        windows = _adaptive_windows(in_size, out_size)
+        length = max(e - s for s, e in windows)
+        idx = [[min(s + k, in_size - 1) for k in range(length)] for s, _ in windows]
+        valid = [[s + k < e for k in range(length)] for s, e in windows]
+        return idx, valid, length
+
+    idx_h, valid_h, lh = taps(height, oh)
+    idx_w, valid_w, lw = taps(width, ow)
+    dev = inp.device
+    ih = torch.tensor(idx_h, dtype=torch.int64, device=dev)  # [oh, lh]
+    iw = torch.tensor(idx_w, dtype=torch.int64, device=dev)  # [ow, lw]
+    vals = inp.index_select(2, ih.reshape([-1])).index_select(3, iw.reshape([-1]))  # [N, C, oh*lh, ow*lw]
+    vals = vals.reshape([-1, c, oh, lh, ow, lw]).permute(0, 1, 2, 4, 3, 5).reshape([-1, c, oh, ow, lh * lw])
+    mask = [[[a and b for a in vh for b in vw] for vw in valid_w] for vh in valid_h]  # [oh, ow, lh*lw]
+    keep = torch.tensor(mask, dtype=torch.bool, device=dev)
+    vals = torch.where(keep, vals, vals.new_full([], float("-inf")))
+    values, arg = vals.max(dim=-1)
+    flat = (ih.reshape([oh, 1, lh, 1]) * width + iw.reshape([1, ow, 1, lw])).reshape([1, 1, oh, ow, lh * lw])
+    indices = torch.gather(flat.expand([vals.shape[0], c, oh, ow, lh * lw]), -1, arg.unsqueeze(-1)).squeeze(-1)
+    return values, indices
+
+
+@_with_batch
+def adaptive_max_pool2d_backward(grad_output, inp, indices):
+    """Gradient of :func:`adaptive_max_pool2d`: route each output gradient to its argmax.
+
+    Divisible sizes: :func:`max_pool2d_with_indices_backward` with kernel = stride = in/out
+    (the indices are the same flat ``h*W + w`` positions). Otherwise the windows may overlap,
+    so the gradient is a scatter-add of the output gradient at the indices (ONNX
+    ScatterElements with add), as PyTorch's own fallback does."""
+    block = _adaptive_block(inp, [grad_output.shape[-2], grad_output.shape[-1]])
+    if block is not None:
+        return max_pool2d_with_indices_backward(
+            grad_output, inp, list(block), list(block), [0, 0], [1, 1], False, indices)
+    c, height, width = inp.shape[1], inp.shape[2], inp.shape[3]
+    flat_grad = grad_output.reshape([-1, c, grad_output.shape[2] * grad_output.shape[3]])
+    flat_idx = indices.reshape([-1, c, indices.shape[2] * indices.shape[3]])
+    zeros = grad_output.new_zeros([grad_output.shape[0], c, height * width])
+    return zeros.scatter_add(2, flat_idx, flat_grad).reshape([-1, c, height, width])
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,7 +570,8 @@ def native_batch_norm(inp, weight, bias, running_mean, running_var, training, mo
     """``native_batch_norm`` in training mode (batch statistics), as :func:`batch_norm_no_stats`.
     (Running statistics never reach here: modules with buffers are refused.)"""
     if not training:
-        raise NotImplementedError("ddlens exporter: batch norm with running statistics is not supported")
+        raise UnsupportedOp("aten.native_batch_norm",
+                            "ddlens exporter: batch norm with running statistics is not supported")
     return batch_norm_no_stats(inp, weight, bias, training, momentum, eps)
 
 
@@ -463,4 +600,8 @@ def decomposition_table(grad_weight_impl: str = "matmul") -> dict:
     table[aten.avg_pool2d_backward.default] = avg_pool2d_backward
     table[aten.max_pool2d_with_indices_backward.default] = max_pool2d_with_indices_backward
     table[aten.slice_backward.default] = slice_backward
+    table[aten._adaptive_avg_pool2d.default] = adaptive_avg_pool2d
+    table[aten._adaptive_avg_pool2d_backward.default] = adaptive_avg_pool2d_backward
+    table[aten.adaptive_max_pool2d.default] = adaptive_max_pool2d
+    table[aten.adaptive_max_pool2d_backward.default] = adaptive_max_pool2d_backward
     return table

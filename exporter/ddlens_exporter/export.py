@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from .decompositions import lowering_table
-from .manifest import build_manifest, param_specs, uses_batch_statistics
+from .diagnose import explain
+from .manifest import apply_batchnorm, build_manifest, norm_state, param_specs, uses_batch_statistics
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer, batch_dims
 
@@ -47,6 +48,9 @@ class BundleSpec:
     description: str = ""
     roles: Sequence[str] = ROLE_NAMES
     grad_weight_impl: str = "matmul"
+    #: How BatchNorm layers with running statistics are exported (``--batchnorm``, see
+    #: :data:`.manifest.BATCHNORM_MODES`); ``None`` refuses them.
+    batchnorm: str | None = None
     #: Written to ``export.json`` so ``python -m ddlens_exporter check`` can rebuild the module.
     source: dict[str, Any] = field(default_factory=dict)
 
@@ -143,8 +147,10 @@ def _check_roles(roles: Sequence[str]) -> None:
 
 def bundle_manifest(model: nn.Module, spec: BundleSpec) -> dict[str, Any]:
     """The manifest an export of ``model`` under ``spec`` writes, computed without tracing
-    (parameters, feature size and graph table come from the module and the format)."""
+    (parameters, feature size and graph table come from the module and the format).
+    ``spec.batchnorm`` is applied to ``model`` in place (:func:`.manifest.apply_batchnorm`)."""
     _check_roles(spec.roles)
+    apply_batchnorm(model, spec.batchnorm)
     params_meta = param_specs(model)
     fmodel = FunctionalModel(model)
     pdict = {n: p.detach() for n, p in model.named_parameters()}
@@ -157,12 +163,14 @@ def bundle_manifest(model: nn.Module, spec: BundleSpec) -> dict[str, Any]:
         name=spec.name, description=spec.description, input_shape=list(spec.input_shape),
         num_classes=spec.num_classes, feature_dim=feature_dim, normalization=spec.normalization,
         opset=OPSET, params=params_meta, graphs=graphs,
-        batch_statistics=uses_batch_statistics(model),
+        batch_statistics=uses_batch_statistics(model), norm_state=norm_state(model),
     )
 
 
 def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike, log=print) -> dict[str, Any]:
-    """Exports ``model`` as a bundle into the folder ``out_dir``; returns the manifest."""
+    """Exports ``model`` as a bundle into the folder ``out_dir``; returns the manifest.
+    ``spec.batchnorm`` is applied to ``model`` in place, so that checking the bundle against
+    the same module object compares like with like."""
     out = Path(out_dir)
     manifest = bundle_manifest(model, spec)
     fmodel = FunctionalModel(model)
@@ -177,10 +185,10 @@ def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike
             gm = tracer.graph(role)
             export_graph(gm, tracer.example_inputs(role), graph["inputs"], graph["outputs"],
                          batch_dims(role, len(names)), out / graph["file"])
-        except NotImplementedError as e:
-            raise NotImplementedError(f"{spec.name}, role {role}: {e}") from e
         except Exception as e:
-            raise RuntimeError(f"{spec.name}, role {role}: export failed: {type(e).__name__}: {e}") from e
+            # One paragraph naming the module, the op and what to use instead; the original
+            # exception stays chained for --verbose.
+            raise explain(e, model, spec.input_shape, spec.name, role) from e
     for role in ROLE_NAMES:  # a re-export with fewer roles must not leave stale graphs behind
         if role not in manifest["graphs"]:
             (out / f"{role}.onnx").unlink(missing_ok=True)

@@ -74,7 +74,8 @@ def build_user_model(path: str | Path, class_name: str, kwargs: dict[str, Any]) 
 
 
 def model_from_source(source: dict[str, Any], where: str) -> nn.Module:
-    """Rebuilds the module an ``export.json`` describes (a builtin name or a user file)."""
+    """Rebuilds the module an ``export.json`` describes (a builtin name or a user file), in the
+    BatchNorm form it was exported with (``batchnorm``)."""
     from .builtin import BUILTINS
 
     if "builtin" in source:
@@ -83,5 +84,8 @@ def model_from_source(source: dict[str, Any], where: str) -> nn.Module:
             raise UserInputError(f"{where}: unknown builtin model {name!r}")
         return BUILTINS[name].build()
     if "module" in source and "class" in source:
-        return build_user_model(source["module"], source["class"], source.get("kwargs", {}))
+        from .manifest import apply_batchnorm
+
+        model = build_user_model(source["module"], source["class"], source.get("kwargs", {}))
+        return apply_batchnorm(model, source.get("batchnorm"))
     raise UserInputError(f"{where}: expected a `builtin` name or `module` + `class`")

@@ -26,7 +26,18 @@ NORMALIZATIONS: dict[str, tuple[list[float], list[float]]] = {
 }
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_NORM = (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+_NORM = (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+         nn.modules.batchnorm._BatchNorm)
+
+#: ``--batchnorm`` choices: how BatchNorm layers with running statistics are exported.
+#: ``batch-stats``: training-mode BatchNorm everywhere (every graph normalises with the
+#: statistics of its batch; the running statistics are dropped), a pure function of the
+#: parameters. (A later ``running-stats``, state carried by the trainer, would go here.)
+BATCHNORM_MODES = ("batch-stats",)
+
+#: Values of the manifest's ``norm_state``: which form of normalisation state the graphs use.
+#: ``none``: no BatchNorm (absent field); ``batch-stats``: BatchNorm on batch statistics.
+NORM_STATES = ("none", "batch-stats")
 
 
 def parse_normalization(spec: str, channels: int) -> dict[str, Any]:
@@ -87,12 +98,51 @@ def param_init(module: nn.Module, local_name: str, tensor: torch.Tensor, full_na
     raise ValueError(
         f"parameter `{full_name}` belongs to a {type(module).__name__}, whose default initialisation the "
         "ddlens exporter does not know (supported: Linear, Conv*/ConvTranspose*, GroupNorm, LayerNorm, "
-        "InstanceNorm*, PReLU)"
+        "InstanceNorm*, BatchNorm* (with --batchnorm), PReLU)"
     )
+
+
+def _batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def apply_batchnorm(model: nn.Module, mode: str | None) -> nn.Module:
+    """Puts the BatchNorm layers of ``model`` (in place) into the form ``mode`` selects.
+
+    ``None`` leaves the model as it is (BatchNorm with running statistics is then refused by
+    :func:`param_specs`); ``"batch-stats"`` drops the running statistics, so that BatchNorm
+    normalises with the statistics of the batch in every graph (PyTorch's training-mode
+    formula, also in ``eval()``), as the distillation reference code's ``ResNet18BN`` is
+    trained and evaluated inside distillation loops."""
+    if mode is None:
+        return model
+    if mode not in BATCHNORM_MODES:
+        raise ValueError(f"--batchnorm {mode!r}: expected one of {', '.join(BATCHNORM_MODES)}")
+    for _, m in _batchnorms(model):
+        m.track_running_stats = False
+        m.running_mean = None
+        m.running_var = None
+        m.num_batches_tracked = None
+    return model
+
+
+def norm_state(model: nn.Module) -> str:
+    """The manifest's ``norm_state`` for ``model`` (see :data:`NORM_STATES`)."""
+    return "batch-stats" if _batchnorms(model) else "none"
 
 
 def param_specs(model: nn.Module) -> list[dict[str, Any]]:
     """``params`` entries in ``named_parameters`` order, with their init distributions."""
+    stateful = [(n, m) for n, m in _batchnorms(model) if m.running_mean is not None or m.running_var is not None]
+    if stateful:
+        name, mod = stateful[0]
+        raise ValueError(
+            f"module `{name}` ({type(mod).__name__}) keeps running statistics (running_mean, running_var) "
+            f"and {len(stateful)} BatchNorm layer(s) in all; ddlens graphs are pure functions of the "
+            "parameters: export with --batchnorm batch-stats to normalise with the statistics of each "
+            "batch (BatchNorm in training mode, in every graph), or use GroupNorm / "
+            "InstanceNorm2d(affine=True)"
+        )
     buffers = [n for n, _ in model.named_buffers()]
     if buffers:
         raise ValueError(
@@ -114,7 +164,7 @@ def param_specs(model: nn.Module) -> list[dict[str, Any]]:
 def build_manifest(*, name: str, description: str, input_shape: list[int], num_classes: int,
                    feature_dim: int, normalization: dict[str, Any], opset: int,
                    params: list[dict[str, Any]], graphs: dict[str, dict[str, Any]],
-                   batch_statistics: bool = False) -> dict[str, Any]:
+                   batch_statistics: bool = False, norm_state: str = "none") -> dict[str, Any]:
     """The manifest dict, fields in the order of docs/bundle-format.md."""
     manifest = {
         "format": FORMAT,
@@ -130,8 +180,12 @@ def build_manifest(*, name: str, description: str, input_shape: list[int], num_c
         "params": params,
         "graphs": graphs,
     }
-    if batch_statistics:
+    if norm_state not in NORM_STATES:
+        raise ValueError(f"norm_state {norm_state!r}: expected one of {', '.join(NORM_STATES)}")
+    if batch_statistics or norm_state == "batch-stats":
         manifest["batch_statistics"] = True
+    if norm_state != "none":
+        manifest["norm_state"] = norm_state
     return manifest
 
 

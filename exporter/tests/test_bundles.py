@@ -30,6 +30,15 @@ def zoo_bundle(export_root):
     return export_root / "zoo", model
 
 
+def adaptive_model():
+    """Adaptive pooling in all four lowerings: average with divisible sizes (8 -> 4) and with
+    windows of different lengths (3 -> 2), max with overlapping windows (4 -> 3) and global."""
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(4), nn.AdaptiveMaxPool2d(3),
+        nn.Conv2d(3, 3, 1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        nn.Linear(3, 3))
+
+
 @pytest.fixture(params=["tiny_bundle", "tiny_maxpool_bundle"])
 def bundle(request):
     return request.getfixturevalue(request.param)
@@ -84,3 +93,34 @@ def test_role_subset_replaces_stale_graphs(tmp_path, tiny_bundle):
     assert sorted(p.name for p in out.iterdir()) == ["forward.onnx", "manifest.json"]
     with pytest.raises(ValueError, match="must include `forward`"):
         export_bundle(tiny_bundle.model, BundleSpec("x", (1, 8, 8), 3, spec.normalization, roles=["grad"]), out)
+
+
+def test_adaptive_pooling(export_root):
+    """Every role of a model with adaptive pooling (forward and the backward kernels
+    ``_adaptive_avg_pool2d_backward`` / ``adaptive_max_pool2d_backward`` rewritten into forward
+    ops) against torch.func in PyTorch."""
+    model = adaptive_model()
+    spec = BundleSpec(name="adaptive", input_shape=(1, 8, 8), num_classes=3,
+                      normalization=parse_normalization("none", 1))
+    export_bundle(model, spec, export_root / "adaptive", log=lambda *_: None)
+    manifest = json.loads((export_root / "adaptive" / "manifest.json").read_text())
+    assert sorted(manifest["graphs"]) == sorted(["forward", "grad", "grad_vjp", "features_vjp", "loss_jvp"])
+    check_files(export_root / "adaptive", manifest)
+    mismatches = check_bundle(export_root / "adaptive", model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_batchnorm_on_batch_statistics(export_root):
+    """BatchNorm2d with running statistics, exported with ``batchnorm="batch-stats"``: every
+    role normalises with the statistics of its batch and matches torch.func on the same
+    module (whose running statistics the export dropped)."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.AvgPool2d(2),
+                          nn.Flatten(), nn.Linear(48, 3))
+    spec = BundleSpec(name="bn", input_shape=(1, 8, 8), num_classes=3, normalization=parse_normalization("none", 1),
+                      batchnorm="batch-stats")
+    manifest = export_bundle(model, spec, export_root / "bn", log=lambda *_: None)
+    assert manifest["norm_state"] == "batch-stats" and manifest["batch_statistics"] is True
+    assert model[1].running_mean is None
+    check_files(export_root / "bn", manifest)
+    mismatches = check_bundle(export_root / "bn", model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))

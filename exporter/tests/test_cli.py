@@ -108,3 +108,78 @@ def test_export_errors(user_file, tmp_path, capsys, args, message):
 def test_check_errors(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     assert "not a bundle folder (no manifest.json)" in capsys.readouterr().err
+
+
+UNSUPPORTED_MODEL = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class ErfInv(nn.Module):
+        def forward(self, x):
+            return torch.erfinv(torch.tanh(x) * 0.5)
+
+
+    class Odd(nn.Module):
+        """erfinv, which torch.onnx cannot lower, two levels down: body.1.act."""
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential())
+            self.body[1].add_module("act", ErfInv())
+            self.head = nn.Linear(2 * 6 * 6, 3)
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.body(x), 1))
+''')
+
+
+def test_unsupported_op_is_one_paragraph_naming_module_and_op(tmp_path, capsys):
+    path = tmp_path / "odd.py"
+    path.write_text(UNSUPPORTED_MODEL)
+    argv = ["export", "--module", str(path), "--class", "Odd", "--input-shape", "1,8,8", "--num-classes", "3",
+            "--name", "odd", "--out", str(tmp_path / "odd"), "--roles", "forward"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: odd, role forward: module `body.1.act` (ErfInv) uses `prims.erf_inv`"), err
+    assert "Instead: " in err and "--verbose" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # --verbose: the real traceback, with the paragraph as the last exception.
+    with pytest.raises(RuntimeError, match="module `body.1.act`") as info:
+        main([*argv, "--verbose"])
+    assert info.value.__cause__ is not None
+
+
+BN_MODEL = textwrap.dedent('''
+    from torch import nn
+
+
+    class BnNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.AvgPool2d(2))
+            self.head = nn.Linear(3 * 4 * 4, 3)
+
+        def forward(self, x):
+            return self.head(self.body(x).flatten(1))
+''')
+
+
+def test_batchnorm_needs_the_flag_and_is_recorded(tmp_path, capsys):
+    path = tmp_path / "bn.py"
+    path.write_text(BN_MODEL)
+    out = tmp_path / "bn"
+    argv = ["export", "--module", str(path), "--class", "BnNet", "--input-shape", "1,8,8", "--num-classes", "3",
+            "--name", "bn", "--out", str(out), "--roles", "forward"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "module `body.1` (BatchNorm2d) keeps running statistics" in err and "--batchnorm batch-stats" in err, err
+    assert not out.exists()
+    assert main([*argv, "--batchnorm", "batch-stats"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["norm_state"] == "batch-stats" and manifest["batch_statistics"] is True
+    assert json.loads((out / "export.json").read_text())["batchnorm"] == "batch-stats"
+    # `check` rebuilds the module from export.json in the same form (batch statistics).
+    capsys.readouterr()
+    assert main(["check", str(out), "--batches", "2,5"]) == 0
+    assert "all roles match PyTorch" in capsys.readouterr().out

@@ -126,6 +126,51 @@ def test_max_pool2d_backward(case):
     _close(D.max_pool2d_with_indices_backward(*args), aten.max_pool2d_with_indices_backward.default(*args))
 
 
+ADAPTIVE_CASES = [
+    # (height, width, output size)
+    (8, 8, (4, 4)),  # divisible: a plain pool with kernel = stride = 2
+    (6, 9, (1, 1)),  # global pooling
+    (8, 6, (2, 3)),  # divisible, non-square
+    (7, 9, (3, 4)),  # windows of different lengths that overlap
+    (5, 7, (5, 3)),  # one axis identity, the other general
+    (4, 4, (6, 6)),  # output larger than the input: windows repeat pixels
+]
+
+
+def _adaptive_eager_grads(fn, x, go):
+    """Input gradient of ``<fn(x), go>`` with PyTorch's own kernels (torch.func)."""
+    return torch.func.vjp(fn, x)[1](go)[0]
+
+
+@pytest.mark.parametrize("case", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_forward_and_backward(case):
+    h, w, out = case
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    want = F.adaptive_avg_pool2d(x, out)
+    _close(D.adaptive_avg_pool2d(x, out), want)
+    go = torch.randn_like(want)
+    want_grad = _adaptive_eager_grads(lambda t: F.adaptive_avg_pool2d(t, out), x, go)
+    _close(D.adaptive_avg_pool2d_backward(go, x), want_grad)
+    # Unbatched [C, H, W] inputs too.
+    _close(D.adaptive_avg_pool2d_backward(go[0], x[0]), want_grad[0])
+
+
+@pytest.mark.parametrize("case", ADAPTIVE_CASES)
+def test_adaptive_max_pool2d_forward_and_backward(case):
+    h, w, out = case
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    want, want_idx = F.adaptive_max_pool2d(x, out, return_indices=True)
+    got, got_idx = D.adaptive_max_pool2d(x, out)
+    _close(got, want)
+    assert torch.equal(got_idx, want_idx)
+    go = torch.randn_like(want)
+    want_grad = _adaptive_eager_grads(lambda t: F.adaptive_max_pool2d(t, out), x, go)
+    _close(D.adaptive_max_pool2d_backward(go, x, want_idx), want_grad)
+    _close(D.adaptive_max_pool2d_backward(go[0], x[0], want_idx[0]), want_grad[0])
+
+
 @pytest.mark.parametrize("case", [(0, 5, 1), (1, 9, 1), (2, 8, 2), (1, 10, 3), (-4, 2**62, 1), (3, 7, 4)])
 def test_slice_backward(case):
     start, end, step = case
@@ -152,7 +197,9 @@ def test_norm_rewrites_match_the_fused_ops():
 def test_table_contents():
     table = D.decomposition_table()
     for op in (aten.convolution_backward.default, aten.avg_pool2d_backward.default,
-               aten.max_pool2d_with_indices_backward.default, aten.slice_backward.default):
+               aten.max_pool2d_with_indices_backward.default, aten.slice_backward.default,
+               aten._adaptive_avg_pool2d_backward.default, aten.adaptive_max_pool2d_backward.default,
+               aten._adaptive_avg_pool2d.default, aten.adaptive_max_pool2d.default):
         assert op in table
     assert aten.native_group_norm.default not in table  # fused in the forward graphs
     assert aten.native_group_norm.default in D.twice_differentiable_table()

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ddlens_exporter import __version__
-from ddlens_exporter.manifest import (FORMAT, FORMAT_VERSION, build_manifest, param_specs, parse_normalization,
-                                      uses_batch_statistics)
+from ddlens_exporter.manifest import (FORMAT, FORMAT_VERSION, apply_batchnorm, build_manifest, norm_state,
+                                      param_specs, parse_normalization, uses_batch_statistics)
 from ddlens_exporter.models import MLP, ConvNet
 
 
@@ -63,7 +63,7 @@ def test_norm_and_mlp_inits():
 
 
 def test_unsupported_modules_are_named():
-    with pytest.raises(ValueError, match="running_mean.*BatchNorm"):
+    with pytest.raises(ValueError, match=r"`1` \(BatchNorm2d\) keeps running statistics.*--batchnorm batch-stats"):
         param_specs(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))
     with pytest.raises(ValueError, match="`0.weight` belongs to a Embedding"):
         param_specs(nn.Sequential(nn.Embedding(3, 4)))
@@ -102,3 +102,33 @@ def test_manifest_header(tiny_bundle):
     assert manifest["producer"].startswith(f"ddlens-exporter {__version__} (torch ")
     assert list(manifest) == ["format", "format_version", "name", "description", "input_shape", "num_classes",
                               "feature_dim", "normalization", "opset", "producer", "params", "graphs"]
+
+
+def test_batchnorm_batch_stats_form():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2))
+    assert norm_state(model) == "batch-stats"
+    assert norm_state(nn.Sequential(nn.Conv2d(1, 2, 3), nn.GroupNorm(2, 2))) == "none"
+    assert apply_batchnorm(model, None) is model and model[1].running_mean is not None
+    apply_batchnorm(model, "batch-stats")
+    assert [n for n, _ in model.named_buffers()] == []
+    assert [(s["name"], s["init"]) for s in param_specs(model)][2:4] == [
+        ("1.weight", {"kind": "constant", "value": 1.0}), ("1.bias", {"kind": "constant", "value": 0.0})]
+    # In eval() mode too, each batch is normalised with its own statistics.
+    model.eval()
+    x = torch.randn(6, 1, 4, 4)
+    h = model[1](model[0](x))
+    assert torch.allclose(h.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5)
+    with pytest.raises(ValueError, match="--batchnorm 'running'"):
+        apply_batchnorm(model, "running")
+
+
+def test_norm_state_in_the_manifest():
+    common = {"name": "m", "description": "", "input_shape": [1, 4, 4], "num_classes": 2, "feature_dim": 2,
+              "normalization": {"dataset": "none", "mean": [0.0], "std": [1.0]}, "opset": 18,
+              "params": [], "graphs": {}}
+    assert "norm_state" not in build_manifest(**common)
+    m = build_manifest(**common, norm_state="batch-stats")
+    assert m["norm_state"] == "batch-stats" and m["batch_statistics"] is True  # never split its batches
+    assert list(m)[-2:] == ["batch_statistics", "norm_state"]
+    with pytest.raises(ValueError, match="norm_state 'running-stats'"):
+        build_manifest(**common, norm_state="running-stats")

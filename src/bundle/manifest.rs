@@ -49,6 +49,41 @@ pub struct Manifest {
     /// splits a batch into chunks (`Bundle::chunk`). Absent means `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch_statistics: bool,
+    /// Which form of normalisation state the graphs use (BatchNorm's running statistics or
+    /// not). Absent means [`NormState::None`].
+    #[serde(default, skip_serializing_if = "NormState::is_none")]
+    pub norm_state: NormState,
+}
+
+/// The manifest's `norm_state`: how the graphs treat normalisation state.
+///
+/// Only stateless forms exist so far: the graphs are pure functions of the parameters. A
+/// stateful form (BatchNorm running statistics carried by the trainer, `"running-stats"`)
+/// would be a new variant; this build refuses a value it does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormState {
+    /// No BatchNorm: nothing is normalised with batch or running statistics.
+    #[default]
+    None,
+    /// BatchNorm in training mode in every graph: statistics of the batch, no running
+    /// statistics (requires `batch_statistics: true`).
+    BatchStats,
+}
+
+impl NormState {
+    /// Whether this is the default [`NormState::None`] (left out when writing).
+    pub fn is_none(&self) -> bool {
+        *self == NormState::None
+    }
+
+    /// The manifest spelling (`none`, `batch-stats`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NormState::None => "none",
+            NormState::BatchStats => "batch-stats",
+        }
+    }
 }
 
 /// Per-channel normalisation: `x_norm = (x - mean) / std`.
@@ -180,6 +215,13 @@ impl Manifest {
         }
         if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
             return fail("field `normalization.std` must be positive and finite".into());
+        }
+        if self.norm_state == NormState::BatchStats && !self.batch_statistics {
+            return fail(
+                "field `norm_state` is `batch-stats` but `batch_statistics` is not true: graphs that \
+                 normalise with batch statistics must not have their batches split"
+                    .into(),
+            );
         }
         if self.params.is_empty() {
             return fail("field `params` is empty".into());

@@ -19,7 +19,8 @@ pub use calls::{ForwardOutput, GradOutput, GradVjpOutput};
 pub use chunk::CPU_CHUNK;
 pub use discover::{find_bundles, model_search_dirs, resolve_bundle};
 pub use manifest::{
-    GraphSpec, Init, Manifest, Normalization, ParamSpec, FORMAT, FORMAT_VERSION, SUPPORTED_OPSETS,
+    GraphSpec, Init, Manifest, NormState, Normalization, ParamSpec, FORMAT, FORMAT_VERSION,
+    SUPPORTED_OPSETS,
 };
 pub use params::Params;
 pub use role::{DType, Role, TensorSpec};

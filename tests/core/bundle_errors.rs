@@ -246,3 +246,61 @@ fn bad_call_arguments_name_the_argument() {
         &["params", "expected"],
     );
 }
+
+#[test]
+fn norm_state_is_read_checked_and_future_values_refused() {
+    use ddlens::bundle::NormState;
+    let (_tmp, dir) = copy_tiny();
+    // Absent: no BatchNorm.
+    assert_eq!(
+        Bundle::open(&dir).unwrap().manifest().norm_state,
+        NormState::None
+    );
+    // batch-stats needs batch_statistics (its batches must never be split).
+    edit_manifest(&dir, |v| v["norm_state"] = Value::from("batch-stats"));
+    assert_mentions(&open_err(&dir), &["norm_state", "batch_statistics"]);
+    edit_manifest(&dir, |v| v["batch_statistics"] = Value::from(true));
+    let b = Bundle::open(&dir).unwrap();
+    assert_eq!(b.manifest().norm_state, NormState::BatchStats);
+    assert_eq!(b.manifest().norm_state.as_str(), "batch-stats");
+    // A form this build does not know (state carried by the trainer) is refused by name.
+    edit_manifest(&dir, |v| v["norm_state"] = Value::from("running-stats"));
+    assert_mentions(&open_err(&dir), &["manifest.json", "running-stats"]);
+}
+
+/// Every bundle under `models/` (the prebuilt architectures included) resolves by name, opens,
+/// and runs `forward` and `grad` with finite outputs; a `batch-stats` bundle is never split.
+#[test]
+fn every_committed_bundle_resolves_opens_and_runs() {
+    use ddlens::bundle::{resolve_bundle, NormState};
+    common::runtime();
+    let mut names: Vec<String> = std::fs::read_dir(common::models_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("manifest.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= common::BUNDLES.len(), "{names:?}");
+    for name in &names {
+        let folder = resolve_bundle(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let b = Bundle::open(&folder).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(b.name(), name);
+        let p = b.init_params(1);
+        let (x, y) = common::batch(&b, 2, 3);
+        let out = b.forward(&p, x.view()).unwrap();
+        assert_eq!(out.logits.shape(), &[2, b.manifest().num_classes]);
+        assert!(out.logits.iter().all(|v| v.is_finite()), "{name}");
+        if b.roles().contains(&Role::Grad) {
+            let g = b.grad(&p, x.view(), y.view(), None).unwrap();
+            assert!(g.loss.is_finite(), "{name}");
+        }
+        if b.manifest().norm_state == NormState::BatchStats {
+            assert_eq!(
+                b.chunk(),
+                None,
+                "{name}: batch statistics must not be split"
+            );
+        }
+    }
+}
