@@ -8,7 +8,8 @@ use std::process::Command;
 
 use ddlens::analysis::agreement::{
     agreement, agreement_from_pool, agreement_score, match_members, member_seed, merge_pool,
-    pool_fingerprint, read_pool_files, train_pool_shard, AgreementConfig, Pool, PoolShard, Shard,
+    pool_fingerprint, read_pool_files, train_pool_shard, train_pool_shard_into, AgreementConfig,
+    Pool, PoolShard, Shard,
 };
 use ddlens::analysis::{no_progress, Budget, NamedSet, RealData};
 use ddlens::Dataset;
@@ -291,4 +292,78 @@ fn bad_settings_are_errors_naming_them() {
         (0.005, 0.05)
     );
     assert_eq!((defaults.pool_a_epochs, defaults.pool_b_epochs), (100, 1));
+}
+
+/// A progress that fails (as a kill would end the task) once `jobs` pool jobs have started
+/// training after the first.
+struct KillAfterJobs {
+    started: usize,
+    jobs: usize,
+}
+
+impl ddlens::analysis::Progress for KillAfterJobs {
+    fn report(&mut self, _stage: &str, done: usize, _total: usize) -> ddlens::Result<()> {
+        if done == 0 {
+            self.started += 1;
+            if self.started > self.jobs {
+                return Err(ddlens::Error::Internal("killed".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_preempted_pool_shard_continues_from_its_file_to_the_same_bytes() {
+    let b = common::open("tiny-1x8x8");
+    let (train, test, _sets, config) = toy();
+    let real = RealData {
+        train: &train,
+        test: &test,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard { index: 0, count: 2 };
+    let whole_path = dir.path().join("whole.safetensors");
+    train_pool_shard_into(&b, real, &config, shard, &whole_path, &mut no_progress).unwrap();
+    // Killed during its third job (jobs 0 and 2 done, B run 1 not).
+    let path = dir.path().join(shard.file_name());
+    let mut kill = KillAfterJobs {
+        started: 0,
+        jobs: 2,
+    };
+    assert!(train_pool_shard_into(&b, real, &config, shard, &path, &mut kill).is_err());
+    let partial = PoolShard::read(&path).unwrap();
+    let jobs: Vec<usize> = partial.members.iter().map(|m| m.job).collect();
+    assert_eq!(jobs, [0, 2], "the finished jobs were kept");
+    // The requeued task trains job 4 only and ends with the uninterrupted file.
+    let mut count = KillAfterJobs {
+        started: 0,
+        jobs: 1,
+    };
+    train_pool_shard_into(&b, real, &config, shard, &path, &mut count).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&whole_path).unwrap()
+    );
+    // Another shard's file, or other settings: named, and left as it was.
+    let other = Shard { index: 1, count: 2 };
+    let err = train_pool_shard_into(&b, real, &config, other, &path, &mut no_progress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&shard.file_name()) && err.contains("another shard"),
+        "{err}"
+    );
+    let changed = AgreementConfig {
+        seed: 12,
+        ..config.clone()
+    };
+    let err = train_pool_shard_into(&b, real, &changed, shard, &path, &mut no_progress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other settings"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&whole_path).unwrap()
+    );
 }

@@ -42,8 +42,8 @@ mod pool;
 mod pool_file;
 
 pub use pool::{
-    distilled_seed, member_seed, pool_fingerprint, train_pool_shard, Pool, PoolMember, PoolShard,
-    Shard, POOL_FORMAT, POOL_VERSION,
+    distilled_seed, member_seed, pool_fingerprint, train_pool_shard, train_pool_shard_into, Pool,
+    PoolMember, PoolShard, Shard, POOL_FORMAT, POOL_VERSION,
 };
 pub use pool_file::{merge_pool, read_pool_files};
 

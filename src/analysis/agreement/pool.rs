@@ -1,6 +1,8 @@
 //! The pools of real-trained models: their jobs, every job's seed, shards of the jobs, and
 //! training a shard.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::AgreementConfig;
@@ -138,6 +140,33 @@ pub fn train_pool_shard(
     shard: Shard,
     progress: &mut dyn Progress,
 ) -> Result<PoolShard> {
+    train_pool_shard_with(model, real, config, shard, None, progress)
+}
+
+/// [`train_pool_shard`], keeping its pool file at `path` up to date after every job (written
+/// atomically), and continuing from it: when `path` already holds members of this shard from
+/// these settings (a pre-empted or requeued task), their jobs are skipped. The file at the
+/// end is the one an uninterrupted run writes. A file from other settings or another shard
+/// is an error naming it, never overwritten.
+pub fn train_pool_shard_into(
+    model: &Bundle,
+    real: RealData<'_>,
+    config: &AgreementConfig,
+    shard: Shard,
+    path: &Path,
+    progress: &mut dyn Progress,
+) -> Result<PoolShard> {
+    train_pool_shard_with(model, real, config, shard, Some(path), progress)
+}
+
+fn train_pool_shard_with(
+    model: &Bundle,
+    real: RealData<'_>,
+    config: &AgreementConfig,
+    shard: Shard,
+    path: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<PoolShard> {
     config.validate()?;
     if shard.count == 0 || shard.index >= shard.count {
         return Err(Error::invalid(
@@ -147,67 +176,118 @@ pub fn train_pool_shard(
     }
     let test = test_sample(real.test, config.test_images, config.seed)?;
     let fingerprint = fingerprint_of(model, real.train, &test, config);
-    let mut members = Vec::new();
+    let mut pool = PoolShard {
+        shard,
+        fingerprint,
+        members: Vec::new(),
+    };
+    if let Some(p) = path.filter(|p| p.exists()) {
+        pool.members = earlier_members(p, &pool)?;
+    }
+    let done: std::collections::BTreeSet<usize> = pool.members.iter().map(|m| m.job).collect();
     for j in (0..config.jobs()).filter(|&j| shard.has(j)) {
-        let (pool, index) = config.job(j);
-        let seed = member_seed(config.seed, pool, index);
-        let stage = match pool {
-            Pool::A => format!("pool A member {}/{}", index + 1, config.pool_a_size),
-            Pool::B => format!("pool B run {}/{}", index + 1, config.pool_b_runs),
-        };
-        let mut hook = |ctx: &StepContext<'_>| {
-            progress.report(&stage, ctx.step, ctx.total_steps)?;
-            Ok(Control::Continue)
-        };
-        match pool {
-            Pool::A => {
-                let subset = pool_a_subset(real.train, config, seed)?;
-                let tc = TrainConfig {
-                    max_steps: config.pool_a_max_steps,
-                    ..TrainConfig::p_real(config.pool_a_epochs, seed)
-                };
-                let out = train(
-                    model,
-                    model.init_params(seed),
-                    &subset,
-                    &tc,
-                    &mut [&mut hook],
-                )?;
-                let e = evaluate(model, &out.params, &test)?;
-                members.push(PoolMember {
-                    job: j,
-                    step: out.steps,
-                    accuracy: e.accuracy,
-                    predictions: e.predictions,
-                });
-            }
-            Pool::B => {
-                let tc = TrainConfig {
-                    max_steps: config.pool_b_max_steps,
-                    ..TrainConfig::p_real(config.pool_b_epochs, seed)
-                };
-                let mut record = RecordEval::new(&test, config.pool_b_every, true);
-                train(
-                    model,
-                    model.init_params(seed),
-                    real.train,
-                    &tc,
-                    &mut [&mut hook, &mut record],
-                )?;
-                members.extend(record.records.into_iter().map(|r| PoolMember {
+        if done.contains(&j) {
+            progress.note(&format!("pool job {j}: already in the pool file"));
+            continue;
+        }
+        pool.members
+            .extend(train_job(model, real, config, &test, j, progress)?);
+        // By job, then step: the order of an uninterrupted run, whatever was resumed.
+        pool.members.sort_by_key(|m| (m.job, m.step));
+        if let Some(p) = path {
+            pool.write(p)?;
+        }
+    }
+    Ok(pool)
+}
+
+/// The members an earlier run of the same shard wrote to `path`.
+fn earlier_members(path: &Path, pool: &PoolShard) -> Result<Vec<PoolMember>> {
+    let earlier = PoolShard::read(path)?;
+    let why = if earlier.fingerprint != pool.fingerprint {
+        "other settings, data or model"
+    } else if earlier.shard != pool.shard {
+        "another shard"
+    } else {
+        return Ok(earlier.members);
+    };
+    Err(Error::Data {
+        origin: path.display().to_string(),
+        message: format!(
+            "holds pool members from {why} than shard {} now; give another output folder, or \
+             delete the file to start that shard over",
+            pool.shard
+        ),
+    })
+}
+
+/// Trains pool job `j` (a pool A member, or a pool B run recorded every
+/// `pool_b_every` steps) and returns its members.
+fn train_job(
+    model: &Bundle,
+    real: RealData<'_>,
+    config: &AgreementConfig,
+    test: &Dataset,
+    j: usize,
+    progress: &mut dyn Progress,
+) -> Result<Vec<PoolMember>> {
+    let (pool, index) = config.job(j);
+    let seed = member_seed(config.seed, pool, index);
+    let stage = match pool {
+        Pool::A => format!("pool A member {}/{}", index + 1, config.pool_a_size),
+        Pool::B => format!("pool B run {}/{}", index + 1, config.pool_b_runs),
+    };
+    let mut hook = |ctx: &StepContext<'_>| {
+        progress.report(&stage, ctx.step, ctx.total_steps)?;
+        Ok(Control::Continue)
+    };
+    match pool {
+        Pool::A => {
+            let subset = pool_a_subset(real.train, config, seed)?;
+            let tc = TrainConfig {
+                max_steps: config.pool_a_max_steps,
+                ..TrainConfig::p_real(config.pool_a_epochs, seed)
+            };
+            let out = train(
+                model,
+                model.init_params(seed),
+                &subset,
+                &tc,
+                &mut [&mut hook],
+            )?;
+            let e = evaluate(model, &out.params, test)?;
+            Ok(vec![PoolMember {
+                job: j,
+                step: out.steps,
+                accuracy: e.accuracy,
+                predictions: e.predictions,
+            }])
+        }
+        Pool::B => {
+            let tc = TrainConfig {
+                max_steps: config.pool_b_max_steps,
+                ..TrainConfig::p_real(config.pool_b_epochs, seed)
+            };
+            let mut record = RecordEval::new(test, config.pool_b_every, true);
+            train(
+                model,
+                model.init_params(seed),
+                real.train,
+                &tc,
+                &mut [&mut hook, &mut record],
+            )?;
+            Ok(record
+                .records
+                .into_iter()
+                .map(|r| PoolMember {
                     job: j,
                     step: r.step,
                     accuracy: r.accuracy,
                     predictions: r.predictions,
-                }));
-            }
+                })
+                .collect())
         }
     }
-    Ok(PoolShard {
-        shard,
-        fingerprint,
-        members,
-    })
 }
 
 /// The random real subset of pool A member with seed `seed`: per-class fractions uniform in

@@ -247,10 +247,16 @@ fn run_agreement_shards(args: &AnalyzeArgs) -> Result<()> {
     let mut progress = &bar;
     if let Some(shard) = args.shard {
         eprintln!("agreement pool jobs: {}", shard.describe(config.jobs()));
-        let pool = ag::train_pool_shard(&bundle, real, &config, shard, &mut progress)?;
-        bar.finish();
         std::fs::create_dir_all(&common.out).map_err(|e| Error::io(&common.out, e))?;
         let path = common.out.join(shard.file_name());
+        if path.exists() {
+            eprintln!(
+                "continuing from {} (its finished jobs are kept)",
+                path.display()
+            );
+        }
+        let pool = ag::train_pool_shard_into(&bundle, real, &config, shard, &path, &mut progress)?;
+        bar.finish();
         pool.write(&path)?;
         eprintln!(
             "wrote {} ({} pool members of shard {shard})",
