@@ -24,6 +24,7 @@ from .diagnose import ExportError
 from .export import BundleSpec, export_bundle
 from .loading import UserInputError, build_user_model, model_from_source, parse_kwargs
 from .manifest import BATCHNORM_MODES, apply_batchnorm, parse_normalization
+from .optimize import OPTIMIZE_LEVELS
 from .roles import ROLE_NAMES
 
 
@@ -73,7 +74,7 @@ def cmd_export(args) -> int:
         name=args.name, input_shape=tuple(shape), num_classes=args.num_classes, normalization=norm,
         description=args.description or f"{args.class_name} from {Path(args.module).name}",
         roles=_roles(args.roles), grad_weight_impl=args.grad_weight, batchnorm=args.batchnorm,
-        source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs,
+        optimize=args.optimize, source={"module": str(Path(args.module).resolve()), "class": args.class_name, "kwargs": kwargs,
                 **({"batchnorm": args.batchnorm} if args.batchnorm else {})},
     )
     out = Path(args.out)
@@ -146,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
                    help="lowering of the convolution weight gradient (default: matmul)")
     e.add_argument("--check", action="store_true", help="compare the bundle with PyTorch after exporting")
     e.add_argument("--batchnorm", choices=BATCHNORM_MODES, help="how to export BatchNorm layers that keep running statistics: batch-stats = training-mode BatchNorm in every graph (statistics of each batch; the manifest says norm_state batch-stats). Without it such a model is refused")
+    e.add_argument("--optimize", choices=OPTIMIZE_LEVELS, default="full",
+                   help="graph simplification: full = torch.onnx's optimizer with onnxscript's pattern rewriter "
+                        "(default); light = constant folding and clean-up only, several times faster to export for "
+                        "large models (ResNet-18) at the cost of a few more shape ops")
     e.set_defaults(func=cmd_export)
 
     b = sub.add_parser("builtin", parents=[common], help="rebuild the prebuilt bundles into OUT/<name>")

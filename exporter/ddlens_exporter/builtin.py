@@ -26,6 +26,9 @@ class Builtin:
     description: str
     #: ``--batchnorm`` form of the bundle (None: the model has no BatchNorm).
     batchnorm: str | None = None
+    #: ``--optimize`` level of its graphs (:mod:`.optimize`): ``light`` for ResNet-18, whose
+    #: export the full level's pattern rewriter would more than double.
+    optimize: str = "full"
 
     def build(self) -> nn.Module:
         torch.manual_seed(0)  # graphs do not depend on the values; keeps tracing reproducible
@@ -37,7 +40,7 @@ class Builtin:
             name=self.name, input_shape=self.input_shape, num_classes=self.num_classes,
             normalization=parse_normalization(self.normalization, self.input_shape[0]),
             description=self.description, roles=list(roles or ROLE_NAMES), grad_weight_impl=grad_weight_impl,
-            batchnorm=self.batchnorm, source={"builtin": self.name},
+            batchnorm=self.batchnorm, optimize=self.optimize, source={"builtin": self.name},
         )
 
 
@@ -57,9 +60,9 @@ def _architectures() -> list[Builtin]:
         out += [
             Builtin(f"resnet18bn-{shape}", lambda c=c: ResNet18(c, 10, norm="batchnorm"), (c, hw, hw), 10, norm,
                     f"ResNet-18 (BatchNorm on batch statistics, 3x3 stem, global avg pool) for {shape} inputs",
-                    batchnorm="batch-stats"),
+                    batchnorm="batch-stats", optimize="light"),
             Builtin(f"resnet18in-{shape}", lambda c=c: ResNet18(c, 10, norm="instancenorm"), (c, hw, hw), 10, norm,
-                    f"ResNet-18 (instance norm, 3x3 stem, global avg pool) for {shape} inputs"),
+                    f"ResNet-18 (instance norm, 3x3 stem, global avg pool) for {shape} inputs", optimize="light"),
             Builtin(f"vgg11-{shape}", lambda c=c: VGG11(c, 10), (c, hw, hw), 10, norm,
                     f"VGG-11 (instance norm, max pool) for {shape} inputs"),
             Builtin(f"alexnet-{shape}", lambda c=c: AlexNet(c, 10), (c, hw, hw), 10, norm,

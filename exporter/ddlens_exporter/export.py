@@ -31,6 +31,7 @@ from torch import nn
 from .decompositions import lowering_table
 from .diagnose import explain
 from .manifest import apply_batchnorm, build_manifest, norm_state, param_specs, uses_batch_statistics
+from .optimize import check_level, light_optimize
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer, batch_dims
 
@@ -51,6 +52,8 @@ class BundleSpec:
     #: How BatchNorm layers with running statistics are exported (``--batchnorm``, see
     #: :data:`.manifest.BATCHNORM_MODES`); ``None`` refuses them.
     batchnorm: str | None = None
+    #: How hard each graph is simplified (``--optimize``, :data:`.optimize.OPTIMIZE_LEVELS`).
+    optimize: str = "full"
     #: Written to ``export.json`` so ``python -m ddlens_exporter check`` can rebuild the module.
     source: dict[str, Any] = field(default_factory=dict)
 
@@ -73,8 +76,11 @@ def _quiet():
 
 
 def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names: list[str],
-                 output_names: list[str], batched: list[bool], path: Path, opset: int = OPSET) -> onnx.ModelProto:
-    """Exports a traced role to one self-contained ONNX file with a dynamic ``batch`` dim."""
+                 output_names: list[str], batched: list[bool], path: Path, opset: int = OPSET,
+                 optimize: str = "full") -> onnx.ModelProto:
+    """Exports a traced role to one self-contained ONNX file with a dynamic ``batch`` dim,
+    simplified at the ``optimize`` level (:mod:`.optimize`)."""
+    check_level(optimize)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dynamic_shapes = tuple({0: batch} if b else None for b in batched)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
@@ -85,8 +91,10 @@ def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names
         exported = exported.run_decompositions(lowering_table())
         program = torch.onnx.export(
             exported, tuple(args), dynamo=True, input_names=input_names, output_names=output_names,
-            opset_version=opset, external_data=False, optimize=True,
+            opset_version=opset, external_data=False, optimize=optimize == "full",
         )
+        if optimize == "light":
+            light_optimize(program.model)
         program.save(str(tmp_path), external_data=False)
         model = onnx.load(str(tmp_path), load_external_data=True)
     _check_io(model, input_names, output_names, batched, path)
@@ -172,6 +180,7 @@ def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike
     ``spec.batchnorm`` is applied to ``model`` in place, so that checking the bundle against
     the same module object compares like with like."""
     out = Path(out_dir)
+    check_level(spec.optimize)
     manifest = bundle_manifest(model, spec)
     fmodel = FunctionalModel(model)
     names = fmodel.param_names
@@ -184,7 +193,7 @@ def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike
         try:
             gm = tracer.graph(role)
             export_graph(gm, tracer.example_inputs(role), graph["inputs"], graph["outputs"],
-                         batch_dims(role, len(names)), out / graph["file"])
+                         batch_dims(role, len(names)), out / graph["file"], optimize=spec.optimize)
         except Exception as e:
             # One paragraph naming the module, the op and what to use instead; the original
             # exception stays chained for --verbose.

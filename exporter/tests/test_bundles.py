@@ -124,3 +124,19 @@ def test_batchnorm_on_batch_statistics(export_root):
     check_files(export_root / "bn", manifest)
     mismatches = check_bundle(export_root / "bn", model, batches=(3, 7), draws=1)
     assert not mismatches, "\n".join(map(str, mismatches))
+
+
+def test_light_optimization_keeps_every_role_exact(export_root):
+    """``optimize="light"`` (folding and clean-up without onnxscript's pattern rewriter, used
+    for ResNet-18) writes the same files and graphs that still match PyTorch in every role;
+    an unknown level is an error naming the flag."""
+    model = zoo_model()
+    spec = BundleSpec(name="zoo-light", input_shape=(3, 12, 12), num_classes=4,
+                      normalization=parse_normalization("cifar10", 3), optimize="light")
+    manifest = export_bundle(model, spec, export_root / "zoo-light", log=lambda *_: None)
+    check_files(export_root / "zoo-light", manifest)
+    mismatches = check_bundle(export_root / "zoo-light", model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))
+    spec.optimize = "fast"
+    with pytest.raises(ValueError, match="--optimize: unknown level 'fast'"):
+        export_bundle(model, spec, export_root / "zoo-bad", log=lambda *_: None)
