@@ -776,9 +776,8 @@ DdlStatus ddl_evaluate(const struct DdlBundle *bundle,
 // The standard evaluation of a training set: `runs` fresh models (initialisation and
 // shuffling seeded by `seed + run`), each trained on `train` with the standard recipe
 // (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`), without
-// augmentation, and evaluated on `test` (to evaluate with DSA augmentation, train
-// `ddl_train_config_standard_eval` configurations, 1000 epochs, set up with
-// `ddl_train_config_set_dsa`). `progress` sees one continuous count over all runs.
+// augmentation, and evaluated on `test` (with DSA augmentation:
+// `ddl_standard_evaluation_augmented`). `progress` sees one continuous count over all runs.
 // `*out_json` receives `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free
 // with `ddl_string_free`). Thread-safe (all inputs are only read).
 //
@@ -795,6 +794,27 @@ DdlStatus ddl_standard_evaluation(const struct DdlBundle *bundle,
                                   DdlProgressFn progress,
                                   void *user_data,
                                   char **out_json);
+
+// `ddl_standard_evaluation` with DSA augmentation of every minibatch: `strategy` is a DSA
+// strategy string as `ddl_train_config_set_dsa` takes it (e.g. `"color_crop_cutout_flip_scale_rotate"`,
+// or NULL for none). The protocol with augmentation trains 1000 epochs (pass `epochs`
+// 1000). Run `r` seeds its initialisation, shuffling and augmentation with `seed + r`, as
+// `ddlens eval --dsa` does, so the accuracies are that command's. An unknown word is
+// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`.
+//
+// # Safety
+// As `ddl_standard_evaluation`; `strategy` NULL or a NUL-terminated UTF-8 string.
+DdlStatus ddl_standard_evaluation_augmented(const struct DdlBundle *bundle,
+                                            const struct DdlDataset *train_set,
+                                            const struct DdlDataset *test_set,
+                                            size_t runs,
+                                            uint64_t epochs,
+                                            float lr,
+                                            uint64_t seed,
+                                            const char *strategy,
+                                            DdlProgressFn progress,
+                                            void *user_data,
+                                            char **out_json);
 
 // A configuration for `method` (`"random"`, `"herding"`, `"dm"`, `"dc"`, `"dsa"`, `"mtt"` or
 // `"bptt"`, any case) distilling `ipc` images per class, with the defaults of `ddlens distill`

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::args;
 use super::bundle::DdlBundle;
 use super::dataset::DdlDataset;
-use super::guard::{ffi_call, FfiError};
+use super::guard::{ffi_call, FfiError, FfiResult};
 use super::handles::{borrow, into_handle};
 use super::params::DdlParams;
 use super::progress::{Callback, DdlProgressFn};
@@ -138,9 +138,8 @@ pub unsafe extern "C" fn ddl_evaluate(
 /// The standard evaluation of a training set: `runs` fresh models (initialisation and
 /// shuffling seeded by `seed + run`), each trained on `train` with the standard recipe
 /// (`epochs`, learning rate `lr`, see `ddl_train_config_standard_eval`), without
-/// augmentation, and evaluated on `test` (to evaluate with DSA augmentation, train
-/// `ddl_train_config_standard_eval` configurations, 1000 epochs, set up with
-/// `ddl_train_config_set_dsa`). `progress` sees one continuous count over all runs.
+/// augmentation, and evaluated on `test` (with DSA augmentation:
+/// `ddl_standard_evaluation_augmented`). `progress` sees one continuous count over all runs.
 /// `*out_json` receives `{"label", "train_size", "accuracies": [...], "mean", "std"}` (free
 /// with `ddl_string_free`). Thread-safe (all inputs are only read).
 ///
@@ -162,35 +161,92 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
 ) -> DdlStatus {
     ffi_call("ddl_standard_evaluation", || {
         // SAFETY: forwarded contract.
-        let out = unsafe { args::out_string(out_json, "out_json") }?;
-        // SAFETY: forwarded contract.
-        let (b, tr, te) = unsafe {
-            (
-                &borrow(bundle, "bundle")?.inner,
-                &borrow(train_set, "train_set")?.inner,
-                &borrow(test_set, "test_set")?.inner,
+        unsafe {
+            standard_evaluation_with(
+                (bundle, train_set, test_set),
+                (runs, epochs, lr, seed),
+                None,
+                Callback::new(progress, user_data),
+                out_json,
             )
-        };
-        args::positive(runs, "runs")?;
-        let epochs = usize::try_from(epochs)
-            .map_err(|_| FfiError::invalid("epochs", "does not fit in size_t"))
-            .and_then(|e| args::positive(e, "epochs"))?;
-        let eval = train::StandardEval {
-            runs,
-            epochs,
-            lr,
-            seed,
-            augment: None,
-        };
-        let summary = train::standard_evaluation(
-            b,
-            tr,
-            te,
-            tr.name(),
-            &eval,
-            &mut Callback::new(progress, user_data),
-        )?;
-        *out = args::give_json(&summary)?;
-        Ok(())
+        }
     })
+}
+
+/// `ddl_standard_evaluation` with DSA augmentation of every minibatch: `strategy` is a DSA
+/// strategy string as `ddl_train_config_set_dsa` takes it (e.g. `"color_crop_cutout_flip_scale_rotate"`,
+/// or NULL for none). The protocol with augmentation trains 1000 epochs (pass `epochs`
+/// 1000). Run `r` seeds its initialisation, shuffling and augmentation with `seed + r`, as
+/// `ddlens eval --dsa` does, so the accuracies are that command's. An unknown word is
+/// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`.
+///
+/// # Safety
+/// As `ddl_standard_evaluation`; `strategy` NULL or a NUL-terminated UTF-8 string.
+#[no_mangle]
+pub unsafe extern "C" fn ddl_standard_evaluation_augmented(
+    bundle: *const DdlBundle,
+    train_set: *const DdlDataset,
+    test_set: *const DdlDataset,
+    runs: usize,
+    epochs: u64,
+    lr: f32,
+    seed: u64,
+    strategy: *const c_char,
+    progress: DdlProgressFn,
+    user_data: *mut c_void,
+    out_json: *mut *mut c_char,
+) -> DdlStatus {
+    ffi_call("ddl_standard_evaluation_augmented", || {
+        // SAFETY: forwarded contract.
+        let strategy = unsafe { args::opt_string(strategy, "strategy") }?;
+        // SAFETY: forwarded contract.
+        unsafe {
+            standard_evaluation_with(
+                (bundle, train_set, test_set),
+                (runs, epochs, lr, seed),
+                strategy,
+                Callback::new(progress, user_data),
+                out_json,
+            )
+        }
+    })
+}
+
+/// The body of both standard-evaluation calls.
+///
+/// # Safety
+/// The handles NULL or live, `out_json` NULL or writable.
+unsafe fn standard_evaluation_with(
+    (bundle, train_set, test_set): (*const DdlBundle, *const DdlDataset, *const DdlDataset),
+    (runs, epochs, lr, seed): (usize, u64, f32, u64),
+    strategy: Option<&str>,
+    mut progress: Callback,
+    out_json: *mut *mut c_char,
+) -> FfiResult<()> {
+    // SAFETY: forwarded contract.
+    let out = unsafe { args::out_string(out_json, "out_json") }?;
+    // SAFETY: forwarded contract.
+    let (b, tr, te) = unsafe {
+        (
+            &borrow(bundle, "bundle")?.inner,
+            &borrow(train_set, "train_set")?.inner,
+            &borrow(test_set, "test_set")?.inner,
+        )
+    };
+    args::positive(runs, "runs")?;
+    let epochs = usize::try_from(epochs)
+        .map_err(|_| FfiError::invalid("epochs", "does not fit in size_t"))
+        .and_then(|e| args::positive(e, "epochs"))?;
+    let mut eval = train::StandardEval {
+        runs,
+        epochs,
+        lr,
+        seed,
+        augment: strategy.map(str::to_owned),
+    };
+    // The canonical strategy (`None` when it names no transform), as the CLI stores it.
+    eval.augment = eval.train_config(1, 0).dsa()?.map(|d| d.strategy());
+    let summary = train::standard_evaluation(b, tr, te, tr.name(), &eval, &mut progress)?;
+    *out = args::give_json(&summary)?;
+    Ok(())
 }

@@ -1225,3 +1225,83 @@ fn zoo_names_read_the_shipped_sets() {
         "{e}"
     );
 }
+
+#[test]
+fn augmented_standard_evaluation_is_the_library_protocol_with_dsa() {
+    let b = open_tiny();
+    let d = dataset(30, 7);
+    let run = |strategy: Option<&str>| {
+        let s = strategy.map(cstr);
+        let mut json = null_mut();
+        let status = unsafe {
+            ddl_standard_evaluation_augmented(
+                b,
+                d,
+                d,
+                2,
+                4,
+                0.01,
+                3,
+                s.as_ref().map_or(null(), |s| s.as_ptr()),
+                None,
+                null_mut(),
+                &mut json,
+            )
+        };
+        (status, json)
+    };
+    // The same accuracies as the library's protocol with the same augmentation.
+    let (s, json) = run(Some("flip_rotate"));
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    let got = take_json(json);
+    let bundle = ddlens::Bundle::open(models_dir().join("tiny-1x8x8")).unwrap();
+    let (x, y) = synthetic(30, 7);
+    let data = ddlens::Dataset::new(
+        ndarray::Array4::from_shape_vec((30, 1, 8, 8), x).unwrap(),
+        ndarray::Array1::from(y),
+        3,
+        "memory",
+    )
+    .unwrap();
+    let eval = ddlens::train::StandardEval {
+        runs: 2,
+        epochs: 4,
+        lr: 0.01,
+        seed: 3,
+        augment: Some("flip_rotate".into()),
+    };
+    let want = ddlens::train::standard_evaluation(
+        &bundle,
+        &data,
+        &data,
+        "memory",
+        &eval,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap();
+    let accs: Vec<f64> = got["accuracies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_f64().unwrap())
+        .collect();
+    assert_eq!(accs, want.accuracies);
+    // NULL is the plain protocol, bit for bit.
+    let (s, json) = run(None);
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    let plain = take_json(json);
+    let mut json = null_mut();
+    let s = unsafe {
+        ddl_standard_evaluation(b, d, d, 2, 4, 0.01, 3, None, null_mut(), &mut json)
+    };
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    assert_eq!(plain, take_json(json));
+    // An unknown word is an invalid argument naming the field; nothing is written.
+    let (s, json) = run(Some("flip_sparkle"));
+    expect(s, DdlStatus::InvalidArgument, &["augment", "sparkle"]);
+    assert!(json.is_null());
+    unsafe {
+        ddl_dataset_free(d);
+        ddl_bundle_free(b);
+    }
+}
