@@ -10,7 +10,7 @@ from torch import nn
 
 from .export import BundleSpec
 from .manifest import apply_batchnorm, parse_normalization
-from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyConv, TinyMaxPoolNet
+from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyBatchNormConv, TinyConv, TinyMaxPoolNet
 from .roles import ROLE_NAMES
 
 
@@ -83,6 +83,9 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
             "test model: Conv(1->4, 3x3) -> GroupNorm(4, 4) -> ReLU -> AvgPool 2 -> Linear(64 -> 3)"),
     Builtin("tiny-maxpool-1x8x8", lambda: TinyMaxPoolNet(1, 3, 4), (1, 8, 8), 3, "none",
             "test model: Conv(1->4, 3x3) -> Tanh -> MaxPool 2 -> Linear(64 -> 16) -> Tanh -> Linear(16 -> 3)"),
+    Builtin("tiny-bn-1x8x8", lambda: TinyBatchNormConv(1, 3, 4), (1, 8, 8), 3, "none",
+            "test model: Conv(1->4, 3x3) -> BatchNorm2d(4) (running statistics as state) -> ReLU -> AvgPool 2 "
+            "-> Linear(64 -> 3)", batchnorm="running-stats"),
     *_architectures(),
 ]}
 
