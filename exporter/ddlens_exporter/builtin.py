@@ -55,9 +55,11 @@ def _architectures() -> list[Builtin]:
     for c, hw, norm in _FORMATS:
         shape = f"{c}x{hw}x{hw}"
         out += [
+            # Running statistics as state: trained in train() and tested in eval(), as the DC
+            # code's evaluate_synset does with its ResNet18BN.
             Builtin(f"resnet18bn-{shape}", lambda c=c: ResNet18(c, 10, norm="batchnorm"), (c, hw, hw), 10, norm,
-                    f"ResNet-18 (BatchNorm on batch statistics, 3x3 stem, global avg pool) for {shape} inputs",
-                    batchnorm="batch-stats"),
+                    f"ResNet-18 (BatchNorm with running statistics as state, 3x3 stem, global avg pool) for "
+                    f"{shape} inputs", batchnorm="running-stats"),
             Builtin(f"resnet18in-{shape}", lambda c=c: ResNet18(c, 10, norm="instancenorm"), (c, hw, hw), 10, norm,
                     f"ResNet-18 (instance norm, 3x3 stem, global avg pool) for {shape} inputs"),
             Builtin(f"vgg11-{shape}", lambda c=c: VGG11(c, 10), (c, hw, hw), 10, norm,

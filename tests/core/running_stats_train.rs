@@ -355,3 +355,30 @@ fn manifests_from_before_state_still_open() {
         .unwrap();
     assert!(g.state.is_empty());
 }
+
+#[test]
+fn computations_without_the_state_are_refused_by_name() {
+    // DM matches features of real batches through `forward`, which for this bundle would read
+    // untrained running statistics: refused, naming the bundle and the reason.
+    use ddlens::augment::{AugOp, Dsa};
+    use ddlens::distill::{Dm, Synthetic};
+    let b = common::open(NAME);
+    let real = common::banded_dataset(30, 1);
+    let syn = Synthetic::from_real(&real, 2, 4).unwrap();
+    let batches: Vec<_> = real
+        .class_indices()
+        .iter()
+        .map(|idx| real.images().select(ndarray::Axis(0), idx))
+        .collect();
+    let dsa = Dsa::new(Default::default(), vec![AugOp::Flip]).unwrap();
+    let augs: Vec<_> = (0..3)
+        .map(|i| dsa.sample_shared(&mut common::rng(i)))
+        .collect();
+    let err = Dm::loss_and_grad(&b, &b.init_params(1), &syn, &batches, &augs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(NAME) && err.contains("running statistics") && err.contains("batch-stats"),
+        "{err}"
+    );
+}
