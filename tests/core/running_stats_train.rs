@@ -382,3 +382,35 @@ fn computations_without_the_state_are_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn the_standard_evaluation_trains_and_tests_on_the_running_statistics() {
+    // What `ddlens eval` runs: each run trains from its seed and tests with its final state.
+    use ddlens::train::StandardEval;
+    let b = common::open(NAME);
+    let (train_set, test) = (
+        common::banded_dataset(30, 10),
+        common::banded_dataset(30, 11),
+    );
+    let eval = StandardEval {
+        runs: 2,
+        epochs: 4,
+        lr: 0.05,
+        ..StandardEval::new(None)
+    };
+    let summary = train::standard_evaluation(
+        &b,
+        &train_set,
+        &test,
+        "set",
+        &eval,
+        &mut ddlens::progress::Silent,
+    )
+    .unwrap();
+    let config = eval.train_config(train_set.len(), 1);
+    let out = train::train(&b, b.init_params(1), &train_set, &config, &mut []).unwrap();
+    let acc = train::evaluate_with_state(&b, &out.params, &out.state, &test)
+        .unwrap()
+        .accuracy;
+    assert_eq!(acc, summary.accuracies[1]);
+}
