@@ -80,7 +80,8 @@ pub unsafe extern "C" fn ddl_train(
             .as_ref()
             .map(|_| args::give_json(&report))
             .transpose()?;
-        *out = into_handle(DdlParams::new(outcome.params, &b.manifest().params));
+        let specs = &b.manifest().params;
+        *out = into_handle(DdlParams::with_state(outcome.params, outcome.state, specs));
         if let (Some(slot), Some(text)) = (out_json, text) {
             *slot = text;
         }
@@ -121,7 +122,11 @@ pub unsafe extern "C" fn ddl_evaluate(
                 &borrow(data, "data")?.inner,
             )
         };
-        let e = train::evaluate(b, &p.params, d)?;
+        let e = if p.state.is_empty() {
+            train::evaluate(b, &p.params, d)?
+        } else {
+            train::evaluate_with_state(b, &p.params, &p.state, d)?
+        };
         if let Some(slot) = json_out {
             *slot = args::give_json(&e)?;
         }

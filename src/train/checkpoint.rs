@@ -78,6 +78,21 @@ pub fn load_state(path: &Path, manifest: &Manifest) -> Result<Params> {
     Params::from_tensors(&manifest.state, tensors)
 }
 
+/// Reads a model file: the parameters, and the state when the file holds any of it (`None`
+/// for a parameters-only file or a bundle without state; a partial or misshapen state is an
+/// error naming the tensor).
+pub fn load_model(path: &Path, manifest: &Manifest) -> Result<(Params, Option<Params>)> {
+    let params = load_params(path, manifest)?;
+    if manifest.state.is_empty() {
+        return Ok((params, None));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::bundle(path, format!("not a safetensors parameter file: {e}")))?;
+    let any = manifest.state.iter().any(|s| st.tensor(&s.name).is_ok());
+    Ok((params, any.then(|| load_state(path, manifest)).transpose()?))
+}
+
 /// The tensors named by `specs`, checked for dtype and shape.
 fn read_tensors(path: &Path, manifest: &Manifest, specs: &[ParamSpec]) -> Result<Vec<ArrayD<f32>>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

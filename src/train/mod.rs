@@ -16,7 +16,7 @@ mod schedule;
 mod shared;
 mod trainer;
 
-pub use checkpoint::{load_params, load_state, save_model, save_params};
+pub use checkpoint::{load_model, load_params, load_state, save_model, save_params};
 pub use config::TrainConfig;
 pub use eval::{evaluate, evaluate_with_state, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
 pub(crate) use eval_units::content_hash;
