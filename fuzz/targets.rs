@@ -49,6 +49,7 @@ pub const TARGETS: &[(&str, Body)] = &[
 /// The model the parameter and expert targets read for: `models/tiny-1x8x8/manifest.json`,
 /// compiled in so that the targets run from any folder.
 const TINY_MANIFEST: &str = include_str!("../models/tiny-1x8x8/manifest.json");
+const TINY_BN_MANIFEST: &str = include_str!("../models/tiny-bn-1x8x8/manifest.json");
 
 static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
 
@@ -112,6 +113,20 @@ pub fn tiny_manifest() -> &'static Manifest {
     M.get_or_init(|| {
         let path = put("manifest-tiny", "manifest.json", TINY_MANIFEST.as_bytes());
         Manifest::read(&path).expect("models/tiny-1x8x8/manifest.json reads")
+    })
+}
+
+/// The manifest of `models/tiny-bn-1x8x8` (the tiny model's parameters, plus BatchNorm
+/// running statistics as state).
+pub fn tiny_bn_manifest() -> &'static Manifest {
+    static M: OnceLock<Manifest> = OnceLock::new();
+    M.get_or_init(|| {
+        let path = put(
+            "manifest-tiny-bn",
+            "manifest.json",
+            TINY_BN_MANIFEST.as_bytes(),
+        );
+        Manifest::read(&path).expect("models/tiny-bn-1x8x8/manifest.json reads")
     })
 }
 
@@ -255,20 +270,25 @@ pub fn distill_checkpoint(data: &[u8]) -> bool {
 pub const TRAIN_CHECKPOINT_EXAMPLES: usize = 4;
 
 /// A training checkpoint (`TrainCheckpoint::read`, what `ddlens train --resume` reads) for
-/// the tiny model over [`TRAIN_CHECKPOINT_EXAMPLES`] examples, with a write/read round trip.
+/// the tiny model over [`TRAIN_CHECKPOINT_EXAMPLES`] examples, without state or with the
+/// BatchNorm running statistics of `tiny-bn-1x8x8`, with a write/read round trip.
 pub fn train_checkpoint(data: &[u8]) -> bool {
     let path = put("train_checkpoint", "train.ckpt", data);
-    let specs = &tiny_manifest().params;
-    let Ok(c) = TrainCheckpoint::read(&path, specs, TRAIN_CHECKPOINT_EXAMPLES) else {
-        return false;
-    };
-    assert_eq!(c.order.len(), TRAIN_CHECKPOINT_EXAMPLES);
-    let bytes = c.to_bytes().expect("a checkpoint that reads encodes");
-    let again = put("train_checkpoint", "again.ckpt", &bytes);
-    let back = TrainCheckpoint::read(&again, specs, TRAIN_CHECKPOINT_EXAMPLES)
-        .expect("an encoded checkpoint reads back");
-    assert_eq!(back.to_bytes().unwrap(), bytes, "the checkpoint changed");
-    true
+    for m in [tiny_manifest(), tiny_bn_manifest()] {
+        let (specs, state) = (&m.params, &m.state);
+        let Ok(c) = TrainCheckpoint::read(&path, specs, state, TRAIN_CHECKPOINT_EXAMPLES) else {
+            continue;
+        };
+        assert_eq!(c.order.len(), TRAIN_CHECKPOINT_EXAMPLES);
+        assert_eq!(c.state.len(), state.len());
+        let bytes = c.to_bytes().expect("a checkpoint that reads encodes");
+        let again = put("train_checkpoint", "again.ckpt", &bytes);
+        let back = TrainCheckpoint::read(&again, specs, state, TRAIN_CHECKPOINT_EXAMPLES)
+            .expect("an encoded checkpoint reads back");
+        assert_eq!(back.to_bytes().unwrap(), bytes, "the checkpoint changed");
+        return true;
+    }
+    false
 }
 
 /// An expert folder (`ExpertDir::open`, then `load_all`): the input holds the index

@@ -800,7 +800,7 @@ DdlStatus ddl_standard_evaluation(const struct DdlBundle *bundle,
 // or NULL for none). The protocol with augmentation trains 1000 epochs (pass `epochs`
 // 1000). Run `r` seeds its initialisation, shuffling and augmentation with `seed + r`, as
 // `ddlens eval --dsa` does, so the accuracies are that command's. An unknown word is
-// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`.
+// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`. Thread-safe (all inputs are only read).
 //
 // # Safety
 // As `ddl_standard_evaluation`; `strategy` NULL or a NUL-terminated UTF-8 string.

@@ -694,6 +694,7 @@ mod seeds {
         let checkpoint = ddlens::train::TrainCheckpoint {
             epoch: 2,
             params,
+            state: Params::empty(),
             velocity: Some(velocity),
             order: vec![2, 0, 3, 1],
             rng_pos: 1 << 70,
@@ -719,12 +720,34 @@ mod seeds {
         // `order` with a repeated example: not a permutation.
         let repeated = ddlens::train::TrainCheckpoint {
             order: vec![0, 0, 1, 2],
-            ..fresh
+            ..fresh.clone()
         };
         save(
             "train_checkpoint",
             "bad-order",
             &repeated.to_bytes().unwrap(),
+        );
+        // With BatchNorm running statistics (tiny-bn-1x8x8's `state`).
+        let bn = targets::tiny_bn_manifest();
+        let values: Vec<f32> = (0..8).map(|i| 0.1 * i as f32).collect();
+        let running = ddlens::train::TrainCheckpoint {
+            state: Params::from_flat(&bn.state, &values).unwrap(),
+            ..fresh.clone()
+        };
+        save(
+            "train_checkpoint",
+            "seed-running-stats",
+            &running.to_bytes().unwrap(),
+        );
+        // Only the running means: the state of neither model.
+        let short = ddlens::train::TrainCheckpoint {
+            state: Params::from_flat(&bn.state[..1], &values[..4]).unwrap(),
+            ..fresh
+        };
+        save(
+            "train_checkpoint",
+            "bad-state-length",
+            &short.to_bytes().unwrap(),
         );
     }
 

@@ -630,6 +630,23 @@ inline std::string standard_evaluation(const Bundle& bundle, const Dataset& trai
   return out;
 }
 
+// The standard evaluation with DSA augmentation of every minibatch (`strategy`, e.g.
+// "color_crop_cutout_flip_scale_rotate"; the protocol trains 1000 epochs), as `ddlens eval --dsa`.
+inline std::string standard_evaluation_augmented(const Bundle& bundle, const Dataset& train_set,
+                                                 const Dataset& test_set, size_t runs,
+                                                 uint64_t epochs, float lr, uint64_t seed,
+                                                 const std::string& strategy,
+                                                 const Progress& progress = {}) {
+  detail::ProgressBridge bridge{&progress, nullptr};
+  char* json = nullptr;
+  DdlStatus s = ddl_standard_evaluation_augmented(bundle.get(), train_set.get(), test_set.get(),
+                                                  runs, epochs, lr, seed, strategy.c_str(),
+                                                  bridge.fn(), &bridge, &json);
+  std::string out = detail::take(json);
+  bridge.finish(s);
+  return out;
+}
+
 // A distillation configuration (ddl_distill_config_*): a method, images per class and the
 // defaults of `ddlens distill`; setters (each validated by the library, and refused for a method
 // it does not apply to) return *this for chaining.

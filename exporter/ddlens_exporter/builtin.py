@@ -10,7 +10,7 @@ from torch import nn
 
 from .export import BundleSpec
 from .manifest import apply_batchnorm, parse_normalization
-from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyConv, TinyMaxPoolNet
+from .models import MLP, VGG11, AlexNet, ConvNet, ResNet18, TinyBatchNormConv, TinyConv, TinyMaxPoolNet
 from .roles import ROLE_NAMES
 
 
@@ -58,9 +58,11 @@ def _architectures() -> list[Builtin]:
     for c, hw, norm in _FORMATS:
         shape = f"{c}x{hw}x{hw}"
         out += [
+            # Running statistics as state: trained in train() and tested in eval(), as the DC
+            # code's evaluate_synset does with its ResNet18BN.
             Builtin(f"resnet18bn-{shape}", lambda c=c: ResNet18(c, 10, norm="batchnorm"), (c, hw, hw), 10, norm,
-                    f"ResNet-18 (BatchNorm on batch statistics, 3x3 stem, global avg pool) for {shape} inputs",
-                    batchnorm="batch-stats", optimize="light"),
+                    f"ResNet-18 (BatchNorm with running statistics as state, 3x3 stem, global avg pool) for "
+                    f"{shape} inputs", batchnorm="running-stats", optimize="light"),
             Builtin(f"resnet18in-{shape}", lambda c=c: ResNet18(c, 10, norm="instancenorm"), (c, hw, hw), 10, norm,
                     f"ResNet-18 (instance norm, 3x3 stem, global avg pool) for {shape} inputs", optimize="light"),
             Builtin(f"vgg11-{shape}", lambda c=c: VGG11(c, 10), (c, hw, hw), 10, norm,
@@ -86,6 +88,9 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
             "test model: Conv(1->4, 3x3) -> GroupNorm(4, 4) -> ReLU -> AvgPool 2 -> Linear(64 -> 3)"),
     Builtin("tiny-maxpool-1x8x8", lambda: TinyMaxPoolNet(1, 3, 4), (1, 8, 8), 3, "none",
             "test model: Conv(1->4, 3x3) -> Tanh -> MaxPool 2 -> Linear(64 -> 16) -> Tanh -> Linear(16 -> 3)"),
+    Builtin("tiny-bn-1x8x8", lambda: TinyBatchNormConv(1, 3, 4), (1, 8, 8), 3, "none",
+            "test model: Conv(1->4, 3x3) -> BatchNorm2d(4) (running statistics as state) -> ReLU -> AvgPool 2 "
+            "-> Linear(64 -> 3)", batchnorm="running-stats"),
     *_architectures(),
 ]}
 

@@ -55,6 +55,20 @@ def draw_params(manifest: dict[str, Any], generator: torch.Generator) -> list[to
     return out
 
 
+def draw_state(manifest: dict[str, Any], generator: torch.Generator) -> list[torch.Tensor]:
+    """Running-statistics state around the manifest's ``init`` values: means ``0 + N(0, 0.3)``,
+    variances ``1 + U(0, 0.5)`` (positive), so that evaluation mode is checked away from the
+    trivial point."""
+    out = []
+    for s in manifest.get("state", []):
+        value, shape = float(s["init"]["value"]), s["shape"]
+        if value > 0:
+            out.append(value + 0.5 * torch.rand(*shape, generator=generator))
+        else:
+            out.append(value + 0.3 * torch.randn(*shape, generator=generator))
+    return out
+
+
 def session(path: Path, threads: int = 1):
     """An ONNX Runtime CPU session (one thread by default: deterministic and test-friendly)."""
     import onnxruntime as ort
@@ -122,9 +136,14 @@ def check_bundle(bundle: str | Path, model: nn.Module, batches=(3, 7), rtol: flo
     names = [p["name"] for p in manifest["params"]]
     if fmodel.param_names != names:
         raise ValueError(f"{bundle}: the module's parameters {fmodel.param_names} differ from the manifest's {names}")
+    state_names = [s["name"] for s in manifest.get("state", [])]
+    if fmodel.state_names != state_names:
+        raise ValueError(f"{bundle}: the module's state {fmodel.state_names} differs from the manifest's {state_names}"
+                         " (was it exported with another --batchnorm?)")
     torch_roles = Roles(fmodel)
     gen = torch.Generator().manual_seed(seed)
     params = draw_params(manifest, gen)
+    state = draw_state(manifest, gen)
     mismatches = []
     for role in roles or list(manifest["graphs"]):
         sess = session(bundle / manifest["graphs"][role]["file"])
@@ -133,7 +152,7 @@ def check_bundle(bundle: str | Path, model: nn.Module, batches=(3, 7), rtol: flo
             failures = []
             for _ in range(draws):
                 args = example_inputs(role, params, manifest["input_shape"], manifest["num_classes"],
-                                      manifest["feature_dim"], b, gen)
+                                      manifest["feature_dim"], b, gen, state)
                 bad = compare(run_torch(torch_roles, role, args), run_ort(bundle, manifest, role, args, sess),
                               outputs, role, b, rtol)
                 if not bad:

@@ -142,7 +142,8 @@ def owner_of(op: str, owners: dict[str, list[str]]) -> list[str]:
 
 #: What to use instead, by a word of the op's name (first match wins).
 ALTERNATIVES = [
-    ("batch_norm", ("export with --batchnorm batch-stats (BatchNorm on the statistics of each batch), or use "
+    ("batch_norm", ("export with --batchnorm batch-stats (BatchNorm on the statistics of each batch) or "
+                    "--batchnorm running-stats (running statistics as explicit state), or use "
                     "GroupNorm / InstanceNorm2d(affine=True)")),
     ("upsample", "use nn.Upsample(scale_factor=k, mode='nearest') with an integer k, or ConvTranspose2d"),
     ("pool", "use AvgPool2d / MaxPool2d with ceil_mode=False, or AdaptiveAvgPool2d / AdaptiveMaxPool2d"),

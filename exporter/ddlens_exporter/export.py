@@ -30,10 +30,11 @@ from torch import nn
 
 from .decompositions import lowering_table
 from .diagnose import explain
+from . import running_stats as rs
 from .manifest import apply_batchnorm, build_manifest, norm_state, param_specs, uses_batch_statistics
 from .optimize import check_level, light_optimize
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
-from .tracing import StagedTracer, batch_dims
+from .tracing import StagedTracer
 
 OPSET = 18
 
@@ -165,13 +166,14 @@ def bundle_manifest(model: nn.Module, spec: BundleSpec) -> dict[str, Any]:
     feature_dim = feature_dim_of(fmodel, pdict, spec.input_shape, spec.num_classes)
     graphs = {}
     for role in [r for r in ROLE_NAMES if r in spec.roles]:
-        in_names, out_names = io_names(role, fmodel.param_names)
+        in_names, out_names = io_names(role, fmodel.param_names, fmodel.state_names)
         graphs[role] = {"file": f"{role}.onnx", "inputs": in_names, "outputs": out_names}
     return build_manifest(
         name=spec.name, description=spec.description, input_shape=list(spec.input_shape),
         num_classes=spec.num_classes, feature_dim=feature_dim, normalization=spec.normalization,
         opset=OPSET, params=params_meta, graphs=graphs,
         batch_statistics=uses_batch_statistics(model), norm_state=norm_state(model),
+        state=rs.state_specs(model),
     )
 
 
@@ -183,17 +185,17 @@ def export_bundle(model: nn.Module, spec: BundleSpec, out_dir: str | os.PathLike
     check_level(spec.optimize)
     manifest = bundle_manifest(model, spec)
     fmodel = FunctionalModel(model)
-    names = fmodel.param_names
     params = [p.detach().clone() for p in model.parameters()]
+    state = [torch.full(s["shape"], float(s["init"]["value"])) for s in manifest.get("state", [])]
     tracer = StagedTracer(Roles(fmodel), params, spec.input_shape, spec.num_classes, manifest["feature_dim"],
-                          spec.grad_weight_impl)
+                          spec.grad_weight_impl, state=state)
     out.mkdir(parents=True, exist_ok=True)
     for role, graph in manifest["graphs"].items():
         log(f"  {spec.name}: {role}")
         try:
             gm = tracer.graph(role)
             export_graph(gm, tracer.example_inputs(role), graph["inputs"], graph["outputs"],
-                         batch_dims(role, len(names)), out / graph["file"], optimize=spec.optimize)
+                         tracer.batch_dims(role), out / graph["file"], optimize=spec.optimize)
         except Exception as e:
             # One paragraph naming the module, the op and what to use instead; the original
             # exception stays chained for --verbose.

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from . import running_stats as rs
 
 FORMAT = "ddlens-bundle"
 FORMAT_VERSION = 1
@@ -27,17 +28,20 @@ NORMALIZATIONS: dict[str, tuple[list[float], list[float]]] = {
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _NORM = (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-         nn.modules.batchnorm._BatchNorm)
+         nn.modules.batchnorm._BatchNorm, rs.RunningStatsBatchNorm)
 
 #: ``--batchnorm`` choices: how BatchNorm layers with running statistics are exported.
 #: ``batch-stats``: training-mode BatchNorm everywhere (every graph normalises with the
 #: statistics of its batch; the running statistics are dropped), a pure function of the
-#: parameters. (A later ``running-stats``, state carried by the trainer, would go here.)
-BATCHNORM_MODES = ("batch-stats",)
+#: parameters. ``running-stats``: the running mean and variance become explicit state
+#: (:mod:`.running_stats`): ``forward`` reads it in evaluation mode, ``grad`` also outputs
+#: its update, the other roles run in training mode.
+BATCHNORM_MODES = ("batch-stats", "running-stats")
 
 #: Values of the manifest's ``norm_state``: which form of normalisation state the graphs use.
-#: ``none``: no BatchNorm (absent field); ``batch-stats``: BatchNorm on batch statistics.
-NORM_STATES = ("none", "batch-stats")
+#: ``none``: no BatchNorm (absent field); ``batch-stats``: BatchNorm on batch statistics;
+#: ``running-stats``: running statistics carried as state (the manifest's ``state``).
+NORM_STATES = ("none", "batch-stats", "running-stats")
 
 
 def parse_normalization(spec: str, channels: int) -> dict[str, Any]:
@@ -113,11 +117,15 @@ def apply_batchnorm(model: nn.Module, mode: str | None) -> nn.Module:
     :func:`param_specs`); ``"batch-stats"`` drops the running statistics, so that BatchNorm
     normalises with the statistics of the batch in every graph (PyTorch's training-mode
     formula, also in ``eval()``), as the distillation reference code's ``ResNet18BN`` is
-    trained and evaluated inside distillation loops."""
+    trained and evaluated inside distillation loops; ``"running-stats"`` replaces each layer
+    by a :class:`.running_stats.RunningStatsBatchNorm` whose running statistics are graph
+    state. Applying the same mode twice changes nothing."""
     if mode is None:
         return model
     if mode not in BATCHNORM_MODES:
         raise ValueError(f"--batchnorm {mode!r}: expected one of {', '.join(BATCHNORM_MODES)}")
+    if mode == "running-stats":
+        return rs.convert(model)
     for _, m in _batchnorms(model):
         m.track_running_stats = False
         m.running_mean = None
@@ -128,6 +136,8 @@ def apply_batchnorm(model: nn.Module, mode: str | None) -> nn.Module:
 
 def norm_state(model: nn.Module) -> str:
     """The manifest's ``norm_state`` for ``model`` (see :data:`NORM_STATES`)."""
+    if rs.layers(model):
+        return "running-stats"
     return "batch-stats" if _batchnorms(model) else "none"
 
 
@@ -140,8 +150,8 @@ def param_specs(model: nn.Module) -> list[dict[str, Any]]:
             f"module `{name}` ({type(mod).__name__}) keeps running statistics (running_mean, running_var) "
             f"and {len(stateful)} BatchNorm layer(s) in all; ddlens graphs are pure functions of the "
             "parameters: export with --batchnorm batch-stats to normalise with the statistics of each "
-            "batch (BatchNorm in training mode, in every graph), or use GroupNorm / "
-            "InstanceNorm2d(affine=True)"
+            "batch (BatchNorm in training mode, in every graph), with --batchnorm running-stats to carry "
+            "the running statistics as explicit state, or use GroupNorm / InstanceNorm2d(affine=True)"
         )
     buffers = [n for n, _ in model.named_buffers()]
     if buffers:
@@ -164,8 +174,11 @@ def param_specs(model: nn.Module) -> list[dict[str, Any]]:
 def build_manifest(*, name: str, description: str, input_shape: list[int], num_classes: int,
                    feature_dim: int, normalization: dict[str, Any], opset: int,
                    params: list[dict[str, Any]], graphs: dict[str, dict[str, Any]],
-                   batch_statistics: bool = False, norm_state: str = "none") -> dict[str, Any]:
-    """The manifest dict, fields in the order of docs/bundle-format.md."""
+                   batch_statistics: bool = False, norm_state: str = "none",
+                   state: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The manifest dict, fields in the order of docs/bundle-format.md. ``state``: the
+    running-statistics entries (:func:`.running_stats.state_specs`), required exactly when
+    ``norm_state`` is ``running-stats``."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -178,11 +191,16 @@ def build_manifest(*, name: str, description: str, input_shape: list[int], num_c
         "opset": opset,
         "producer": f"ddlens-exporter {__version__} (torch {torch.__version__})",
         "params": params,
-        "graphs": graphs,
     }
     if norm_state not in NORM_STATES:
         raise ValueError(f"norm_state {norm_state!r}: expected one of {', '.join(NORM_STATES)}")
-    if batch_statistics or norm_state == "batch-stats":
+    if bool(state) != (norm_state == "running-stats"):
+        raise ValueError(f"norm_state {norm_state!r} with {len(state or [])} state entries: the "
+                         "running-stats form, and only it, has state")
+    if state:
+        manifest["state"] = state
+    manifest["graphs"] = graphs
+    if batch_statistics or norm_state in ("batch-stats", "running-stats"):
         manifest["batch_statistics"] = True
     if norm_state != "none":
         manifest["norm_state"] = norm_state
@@ -191,5 +209,7 @@ def build_manifest(*, name: str, description: str, input_shape: list[int], num_c
 
 def uses_batch_statistics(model: torch.nn.Module) -> bool:
     """Whether ``model`` normalises with statistics of the batch (BatchNorm without running
-    statistics): ddlens must then never split a batch into chunks."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    statistics, or with running statistics as state, whose training-mode graphs still use the
+    batch's): ddlens must then never split a batch into chunks."""
+    return any(isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, rs.RunningStatsBatchNorm))
+               for m in model.modules())

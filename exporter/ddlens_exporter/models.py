@@ -98,6 +98,24 @@ class TinyConv(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class TinyBatchNormConv(nn.Module):
+    """The cheap BatchNorm test model: Conv(1->4, 3x3, pad 1) -> BatchNorm2d(4) -> ReLU ->
+    AvgPool 2 -> flatten -> Linear(4*4*4 -> 3) on 1x8x8 inputs (exported with running
+    statistics as state, see ``--batchnorm running-stats``)."""
+
+    def __init__(self, channels: int = 1, num_classes: int = 3, width: int = 4):
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, width, kernel_size=3, padding=1)
+        self.norm0 = nn.BatchNorm2d(width)
+        self.act = nn.ReLU()
+        self.pool = nn.AvgPool2d(2)
+        self.classifier = nn.Linear(width * 4 * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.act(self.norm0(self.conv0(x))))
+        return self.classifier(torch.flatten(x, 1))
+
+
 class TinyMaxPoolNet(nn.Module):
     """Second cheap test model covering max pooling and a smooth activation: Conv(1->4, 3x3,
     pad 1) -> Tanh -> MaxPool 2 -> flatten -> Linear(64 -> 16) -> Tanh -> Linear(16 -> 3)."""

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from . import running_stats as rs
+
 #: Role names in the order the format lists them.
 ROLE_NAMES = ("forward", "grad", "grad_vjp", "features_vjp", "loss_jvp")
 
@@ -45,9 +47,12 @@ class FunctionalModel:
     """``model`` as a pure function ``(params dict, x) -> (logits, features)``."""
 
     def __init__(self, model: nn.Module):
-        model.eval()  # no dropout noise in graphs; batch statistics are ruled out by the manifest
+        model.eval()  # no dropout noise in graphs; BatchNorm forms are set by --batchnorm
         self.model = model
         self.param_names = [n for n, _ in model.named_parameters()]
+        #: Running-statistics state (``--batchnorm running-stats``), in manifest order.
+        self.state_names = rs.state_names(model)
+        self.momenta = rs.momenta(model)
         self._explicit = _uses_features_method(model)
         self._hooked = None if self._explicit else _last_linear(model)
 
@@ -76,6 +81,18 @@ class FunctionalModel:
                 "must both be 2-D [batch, n]"
             )
         return logits, feats
+
+    def call_eval(self, params: dict[str, torch.Tensor], state: list[torch.Tensor], x: torch.Tensor):
+        """Evaluation mode: the running-stats BatchNorm layers normalise with ``state``."""
+        with rs.evaluating(self.model, state):
+            return self(params, x)
+
+    def call_with_stats(self, params: dict[str, torch.Tensor], x: torch.Tensor):
+        """Training mode, plus each running-stats layer's batch mean and unbiased variance
+        (flat, in state order): ``(logits, features, stats)``."""
+        with rs.recording(self.model) as rec:
+            logits, feats = self(params, x)
+            return logits, feats, rec.stats()
 
     def _call_explicit(self, params, x):
         model = self.model
@@ -106,15 +123,24 @@ def _prefix(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 class GraphModel:
-    """A traced forward graph ``(P..., x) -> (logits, features)`` behind the same interface as
-    :class:`FunctionalModel` (used by the staged tracing in :mod:`.tracing`)."""
+    """A traced training-mode forward graph ``(P..., x) -> (logits, features, stats...)``
+    behind the same interface as :class:`FunctionalModel` (used by the staged tracing in
+    :mod:`.tracing`). ``stats`` are the batch statistics of the running-stats BatchNorm layers
+    (none for other models); ``state_names`` empty makes the roles built on it stateless."""
 
-    def __init__(self, graph: Callable, param_names: list[str]):
+    def __init__(self, graph: Callable, param_names: list[str], state_names: list[str] = (),
+                 momenta: list[float] = ()):
         self.graph = graph
         self.param_names = list(param_names)
+        self.state_names = list(state_names)
+        self.momenta = list(momenta)
+
+    def call_with_stats(self, params, x):
+        logits, feats, *stats = self.graph(*[params[n] for n in self.param_names], x)
+        return logits, feats, stats
 
     def __call__(self, params, x):
-        logits, feats = self.graph(*[params[n] for n in self.param_names], x)
+        logits, feats, _ = self.call_with_stats(params, x)
         return logits, feats
 
 
@@ -140,11 +166,22 @@ class Roles:
     def names(self) -> list[str]:
         return self.fmodel.param_names
 
+    @property
+    def state_names(self) -> list[str]:
+        """Running-statistics state taken by ``forward`` and ``grad`` (empty: stateless)."""
+        return self.fmodel.state_names
+
     def _split(self, args, n_groups: int):
         """Splits the leading ``n_groups`` parameter-shaped groups off ``args``."""
         k = len(self.names)
         groups = [dict(zip(self.names, args[i * k:(i + 1) * k])) for i in range(n_groups)]
         return groups, args[n_groups * k:]
+
+    def _split_state(self, args):
+        """``P..., S..., rest...`` -> (params dict, state list, rest)."""
+        (params,), rest = self._split(args, 1)
+        s = len(self.state_names)
+        return params, list(rest[:s]), rest[s:]
 
     # -- losses ----------------------------------------------------------------------------
 
@@ -160,15 +197,34 @@ class Roles:
     # -- roles -----------------------------------------------------------------------------
 
     def forward(self, *args):
-        """``P..., x -> logits, features``."""
-        (params,), (x,) = self._split(args, 1)
+        """``P..., S..., x -> logits, features`` (``S``: running statistics, evaluation mode)."""
+        params, state, (x,) = self._split_state(args)
+        if state:
+            return self.fmodel.call_eval(params, state, x)
         return self.fmodel(params, x)
 
+    def forward_train(self, *args):
+        """Helper graph ``P..., x -> logits, features, stats...``: training mode, with the
+        batch statistics of the running-stats layers (not a bundle role)."""
+        (params,), (x,) = self._split(args, 1)
+        logits, feats, stats = self.fmodel.call_with_stats(params, x)
+        return (logits, feats, *stats)
+
     def grad(self, *args):
-        """``P..., x, y, w -> loss, g:<param>...``."""
-        (params,), (x, y, w) = self._split(args, 1)
-        grads, loss = torch.func.grad_and_value(self.loss)(params, x, y, w)
-        return (loss, *[grads[n] for n in self.names])
+        """``P..., S..., x, y, w -> loss, g:<param>..., new:<state>...`` (training mode; the
+        updated running statistics only when the model has state)."""
+        params, state, (x, y, w) = self._split_state(args)
+        if not state:
+            grads, loss = torch.func.grad_and_value(self.loss)(params, x, y, w)
+            return (loss, *[grads[n] for n in self.names])
+
+        def loss_and_stats(p):
+            logits, _, stats = self.fmodel.call_with_stats(p, x)
+            return (w * F.cross_entropy(logits, y, reduction="none")).sum() / x.shape[0], stats
+
+        grads, (loss, stats) = torch.func.grad_and_value(loss_and_stats, has_aux=True)(params)
+        new_state = rs.updated_state(state, stats, self.fmodel.momenta)
+        return (loss, *[grads[n] for n in self.names], *new_state)
 
     def grad_vjp(self, *args):
         """``P..., x, y, w, a... -> hv:<param>..., x_grad`` = gradient of ``<grad L, a>``
@@ -224,7 +280,7 @@ class Roles:
         return tuple(grads[n] for n in self.names)
 
     def get(self, role: str) -> Callable:
-        if role not in ROLE_NAMES and role != "ce_vjp":
+        if role not in ROLE_NAMES and role not in ("ce_vjp", "forward_train"):
             raise ValueError(f"unknown role {role!r}; known roles: {', '.join(ROLE_NAMES)}")
         return getattr(self, role)
 
@@ -253,16 +309,18 @@ def _dot(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], names: list[str
     return total
 
 
-def io_names(role: str, param_names: list[str]) -> tuple[list[str], list[str]]:
-    """Input and output tensor names of ``role`` exactly as docs/bundle-format.md lists them."""
+def io_names(role: str, param_names: list[str], state_names: list[str] = ()) -> tuple[list[str], list[str]]:
+    """Input and output tensor names of ``role`` exactly as docs/bundle-format.md lists them
+    (``state_names``: the running-statistics state, read by ``forward`` and updated by ``grad``)."""
     p = list(param_names)
+    s = list(state_names)
 
     def pre(prefix):
         return [prefix + n for n in p]
 
     table = {
-        "forward": (p + ["x"], ["logits", "features"]),
-        "grad": (p + ["x", "y", "w"], ["loss"] + pre("g:")),
+        "forward": (p + s + ["x"], ["logits", "features"]),
+        "grad": (p + s + ["x", "y", "w"], ["loss"] + pre("g:") + ["new:" + n for n in s]),
         "grad_vjp": (p + ["x", "y", "w"] + pre("a:"), pre("hv:") + ["x_grad"]),
         "features_vjp": (p + ["x", "c"], ["x_grad"]),
         "loss_jvp": (p + pre("v:") + ["x", "y"], ["dloss"]),

@@ -22,8 +22,10 @@ TRACE_BATCH = 5
 
 
 def example_inputs(role: str, params: list[torch.Tensor], input_shape: Sequence[int], num_classes: int,
-                   feature_dim: int, batch: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Random inputs for ``role`` in the format's order (params first, as given)."""
+                   feature_dim: int, batch: int, generator: torch.Generator | None = None,
+                   state: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+    """Random inputs for ``role`` in the format's order (params first, then the running-stats
+    ``state`` where the role takes it, both as given)."""
     g = generator
 
     def randn(*shape):
@@ -34,9 +36,9 @@ def example_inputs(role: str, params: list[torch.Tensor], input_shape: Sequence[
     w = torch.rand(batch, generator=g) + 0.5
     like = [randn(*p.shape) for p in params]
     if role == "forward":
-        return [*params, x]
+        return [*params, *state, x]
     if role == "grad":
-        return [*params, x, y, w]
+        return [*params, *state, x, y, w]
     if role == "grad_vjp":
         return [*params, x, y, w, *like]
     if role == "features_vjp":
@@ -46,18 +48,25 @@ def example_inputs(role: str, params: list[torch.Tensor], input_shape: Sequence[
     raise ValueError(f"unknown role {role!r}")
 
 
-def batch_dims(role: str, n_params: int) -> list[bool]:
-    """For each input of ``role``: does it carry the batch dimension (dim 0)?"""
+def batch_dims(role: str, n_params: int, n_state: int = 0) -> list[bool]:
+    """For each input of ``role``: does it carry the batch dimension (dim 0)? ``n_state``:
+    running-stats state tensors (taken by ``forward`` and ``grad`` after the parameters)."""
     if role == "ce_vjp":
         return [False] * n_params + [True] * 3
-    n_in = len(io_names(role, ["p"] * n_params)[0])
+    n_state = n_state if role in STATEFUL_ROLES else 0
+    n_in = len(io_names(role, ["p"] * n_params, ["s"] * n_state)[0])
     flags = [False] * n_in
     if role == "loss_jvp":
         flags[2 * n_params:] = [True, True]
     else:
         extra = {"forward": 1, "grad": 3, "grad_vjp": 3, "features_vjp": 2}[role]
-        flags[n_params:n_params + extra] = [True] * extra
+        start = n_params + n_state
+        flags[start:start + extra] = [True] * extra
     return flags
+
+
+#: The roles that take the running-stats state (after the parameters).
+STATEFUL_ROLES = ("forward", "grad")
 
 
 class StagedTracer:
@@ -70,7 +79,10 @@ class StagedTracer:
     size to the example's. So each derivative is taken of an already traced graph whose ops
     only have first-order, size-generic rules:
 
-    * stage 1: ``forward`` = the model traced (fused norm ops kept, fast in ONNX Runtime),
+    * stage 1: ``forward`` = the model traced (fused norm ops kept, fast in ONNX Runtime;
+      for a model with running-stats BatchNorm this is evaluation mode, and its training-mode
+      twin ``forward_train``, which also outputs the batch statistics, is what the later
+      stages differentiate),
       and ``forward_prim``, the same with the norm ops decomposed into reductions and
       elementwise ops: the backward of a fused norm reads its saved mean/rstd outputs, which
       PyTorch treats as non-differentiable (a second derivative would silently miss terms;
@@ -86,34 +98,46 @@ class StagedTracer:
     """
 
     def __init__(self, roles: Roles, params: list[torch.Tensor], input_shape: Sequence[int], num_classes: int,
-                 feature_dim: int, grad_weight_impl: str = "matmul", batch: int = TRACE_BATCH):
+                 feature_dim: int, grad_weight_impl: str = "matmul", batch: int = TRACE_BATCH,
+                 state: Sequence[torch.Tensor] = ()):
         self.names = roles.names
+        self.state_names = roles.state_names
         self.params = params
+        self.state = list(state)
+        if len(self.state) != len(self.state_names):
+            raise ValueError(f"{len(self.state)} state tensors for state {self.state_names}")
         self.table = decomposition_table(grad_weight_impl)
         self._eager = roles
-        self._example = lambda role: example_inputs(
-            role, params, input_shape, num_classes, feature_dim, batch, torch.Generator().manual_seed(0))
+        self._example = lambda role, state: example_inputs(
+            role, params, input_shape, num_classes, feature_dim, batch, torch.Generator().manual_seed(0), state)
         self._graphs: dict[str, torch.fx.GraphModule] = {}
         # The forward graph that gets differentiated twice has its norm ops decomposed.
         self._prim_table = twice_differentiable_table(grad_weight_impl)
 
-    def example_inputs(self, role: str) -> list[torch.Tensor]:
-        """Example inputs of a role or helper graph (fixed seed, batch :data:`TRACE_BATCH`)."""
+    def example_inputs(self, role: str, stateful: bool = True) -> list[torch.Tensor]:
+        """Example inputs of a role or helper graph (fixed seed, batch :data:`TRACE_BATCH`);
+        ``stateful=False`` leaves the running-stats state out (the stateless helpers)."""
         if role == "ce_vjp":
-            x, y = self._example("loss_jvp")[-2:]
+            x, y = self._example("loss_jvp", ())[-2:]
             return [*self.params, x, y, torch.rand(x.shape[0])]
-        return self._example(role)
+        return self._example(role, self.state if stateful else ())
 
-    def _trace(self, role: str, fn, table=None) -> torch.fx.GraphModule:
-        batched = batch_dims(role, len(self.names))
-        args = _fake_inputs(self.example_inputs(role), batched)
+    def batch_dims(self, role: str) -> list[bool]:
+        """:func:`batch_dims` of a bundle role of this model."""
+        return batch_dims(role, len(self.names), len(self.state_names))
+
+    def _trace(self, role: str, fn, table=None, stateful: bool = True) -> torch.fx.GraphModule:
+        batched = batch_dims(role, len(self.names), len(self.state_names) if stateful else 0)
+        args = _fake_inputs(self.example_inputs(role, stateful), batched)
         gm = make_fx(fn, decomposition_table=table or self.table, tracing_mode="fake")(*args)
         _check_batch_symbolic(gm, role, batched)
         return gm
 
-    def _on(self, forward: str, **inner) -> Roles:
-        """Roles computed on a traced stage-1 graph (plus traced inner derivatives)."""
-        return Roles(GraphModel(self.graph(forward), self.names), **inner)
+    def _on(self, forward: str, stateless: bool = False, **inner) -> Roles:
+        """Roles computed on a traced training-mode stage-1 graph (plus traced inner
+        derivatives); ``stateless`` builds roles without the running-stats state."""
+        state = () if stateless else self.state_names
+        return Roles(GraphModel(self.graph(forward), self.names, state, self._eager.fmodel.momenta), **inner)
 
     def graph(self, role: str) -> torch.fx.GraphModule:
         """The traced graph of a role or helper (cached; stages traced on demand)."""
@@ -124,18 +148,27 @@ class StagedTracer:
     def _build(self, role: str) -> torch.fx.GraphModule:
         if role == "forward":
             return self._trace(role, self._eager.forward)
+        if role == "forward_train":
+            # Without state the forward graph is the training-mode graph already.
+            if not self.state_names:
+                return self.graph("forward")
+            return self._trace("forward", self._eager.forward_train, stateful=False)
         if role == "forward_prim":
-            gm = self._trace("forward", self._eager.forward, self._prim_table)
+            gm = self._trace("forward", self._eager.forward_train, self._prim_table, stateful=False)
             _check_twice_differentiable(gm)
             return gm
-        if role in ("grad", "features_vjp", "ce_vjp"):
-            return self._trace(role, self._on("forward").get(role))
+        if role == "grad":
+            return self._trace(role, self._on("forward_train").grad)
+        if role in ("features_vjp", "ce_vjp"):
+            return self._trace(role, self._on("forward_train", stateless=True).get(role))
         if role == "grad_prim":
-            return self._trace("grad", self._on("forward_prim").grad)
+            return self._trace("grad", self._on("forward_prim", stateless=True).grad, stateful=False)
         if role == "grad_vjp":
-            return self._trace(role, self._on("forward_prim", grad_graph=self.graph("grad_prim")).grad_vjp)
+            roles = self._on("forward_prim", stateless=True, grad_graph=self.graph("grad_prim"))
+            return self._trace(role, roles.grad_vjp)
         if role == "loss_jvp":
-            return self._trace(role, self._on("forward", ce_vjp_graph=self.graph("ce_vjp")).loss_jvp)
+            return self._trace(role, self._on("forward_train", stateless=True,
+                                              ce_vjp_graph=self.graph("ce_vjp")).loss_jvp)
         raise ValueError(f"unknown role {role!r}")
 
 

@@ -26,18 +26,19 @@ def expected_signature(manifest: dict, role: str) -> tuple[list, list]:
     """What docs/bundle-format.md prescribes for ``role`` of this manifest."""
     c, h, w = manifest["input_shape"]
     params = [(p["name"], p["shape"]) for p in manifest["params"]]
+    state = [(s["name"], s["shape"]) for s in manifest.get("state", [])]
 
-    def pre(prefix):
-        return [(prefix + n, FLOAT, s) for n, s in params]
+    def pre(prefix, entries=params):
+        return [(prefix + n, FLOAT, s) for n, s in entries]
 
     x = ("x", FLOAT, [None, c, h, w])
     y = ("y", INT64, [None])
     wt = ("w", FLOAT, [None])
     x_grad = ("x_grad", FLOAT, [None, c, h, w])
     table = {
-        "forward": (pre("") + [x], [("logits", FLOAT, [None, manifest["num_classes"]]),
+        "forward": (pre("") + pre("", state) + [x], [("logits", FLOAT, [None, manifest["num_classes"]]),
                                    ("features", FLOAT, [None, manifest["feature_dim"]])]),
-        "grad": (pre("") + [x, y, wt], [("loss", FLOAT, [])] + pre("g:")),
+        "grad": (pre("") + pre("", state) + [x, y, wt], [("loss", FLOAT, [])] + pre("g:") + pre("new:", state)),
         "grad_vjp": (pre("") + [x, y, wt] + pre("a:"), pre("hv:") + [x_grad]),
         "features_vjp": (pre("") + [x, ("c", FLOAT, [None, manifest["feature_dim"]])], [x_grad]),
         "loss_jvp": (pre("") + pre("v:") + [x, y], [("dloss", FLOAT, [None])]),

@@ -22,7 +22,8 @@ use crate::report::plot::{BarChart, Heatmap};
 use crate::report::summary::{fixed, Summary, Table};
 use crate::stats::{self as st, Interval};
 use crate::train::{
-    evaluate, load_params, save_params, train_at, Control, StepContext, TrainConfig,
+    evaluate_with_state, load_params, load_state, save_model, train_at, Control, StepContext,
+    TrainConfig,
 };
 use crate::verdict::{Claim, Side, Verdict};
 
@@ -224,9 +225,15 @@ fn bundles_for_shape(shape: [usize; 3]) -> String {
     }
 }
 
-/// Fraction of images classified as their label, overall and per class.
-pub fn recognition_of(bundle: &Bundle, params: &Params, set: &Dataset) -> Result<Recognised> {
-    let e = evaluate(bundle, params, set)?;
+/// Fraction of images classified as their label, overall and per class, by the model with
+/// `params` and `state` (its BatchNorm running statistics; empty for a bundle without).
+pub fn recognition_of(
+    bundle: &Bundle,
+    params: &Params,
+    state: &Params,
+    set: &Dataset,
+) -> Result<Recognised> {
+    let e = evaluate_with_state(bundle, params, state, set)?;
     let k = set.num_classes();
     let (mut right, mut count) = (vec![0usize; k], vec![0usize; k]);
     let mut per_image = Vec::with_capacity(set.len());
@@ -311,44 +318,52 @@ pub fn recognition(
     }
     let test = test_sample(real.test, config.test_images, config.seed)?;
     let mut records = Vec::with_capacity(bundles.len());
-    let mut trained: Vec<Params> = Vec::with_capacity(bundles.len());
+    // Each model's parameters and state (BatchNorm running statistics; empty without).
+    let mut trained: Vec<(Params, Params)> = Vec::with_capacity(bundles.len());
     for (m, (entry, b)) in config.models.iter().zip(&bundles).enumerate() {
         let bundle = b.get();
         let given = config
             .params
             .get(entry)
             .or_else(|| config.params.get(bundle.name()));
-        let (params, source, file, steps) = match given {
+        let (params, state, source, file, steps) = match given {
             Some(path) => (
                 load_params(Path::new(path), bundle.manifest())?,
+                load_state(Path::new(path), bundle.manifest())?,
                 "given",
                 Some(path.clone()),
                 0,
             ),
             None => {
                 let tc = config.train_config(m);
+                let steps = tc.total_steps(real.train.len());
                 let stage = format!("train {}", bundle.name());
+                let mut last_state = Params::empty();
                 let mut hook = |ctx: &StepContext<'_>| {
                     progress.report(&stage, ctx.step, ctx.total_steps)?;
+                    if ctx.step == steps {
+                        last_state = ctx.state.clone();
+                    }
                     Ok(Control::Continue)
                 };
-                let trained = train_at(bundle, tc.seed, real.train, &tc, &[], &mut [&mut hook])?;
-                let steps = tc.total_steps(real.train.len());
+                // The hook must hear the last step (where the state is taken), replayed or not.
+                let trained =
+                    train_at(bundle, tc.seed, real.train, &tc, &[steps], &mut [&mut hook])?;
                 let file = match &config.params_out {
                     Some(dir) => {
                         let dir = PathBuf::from(dir);
                         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                         let path = dir.join(format!("{}.safetensors", bundle.name()));
-                        save_params(&path, bundle.manifest(), &trained)?;
+                        save_model(&path, bundle.manifest(), &trained, &last_state)?;
                         Some(path.display().to_string())
                     }
                     None => None,
                 };
-                (trained, "trained", file, steps)
+                (trained, last_state, "trained", file, steps)
             }
         };
         progress.report("evaluate on the test images", m, bundles.len())?;
-        let test_accuracy = evaluate(bundle, &params, &test)?.accuracy;
+        let test_accuracy = evaluate_with_state(bundle, &params, &state, &test)?.accuracy;
         records.push(ModelRecord {
             entry: entry.clone(),
             model: bundle.name().to_string(),
@@ -357,15 +372,15 @@ pub fn recognition(
             train_steps: steps,
             test_accuracy,
         });
-        trained.push(params);
+        trained.push((params, state));
     }
     let mut out = Vec::with_capacity(sets.len());
     for (k, set) in sets.iter().enumerate() {
         progress.report("recognise", k, sets.len())?;
         let mut per_model = Vec::with_capacity(bundles.len());
         let mut rate = vec![0.0f64; set.data.len()];
-        for (b, params) in bundles.iter().zip(&trained) {
-            let r = recognition_of(b.get(), params, &set.data)?;
+        for (b, (params, state)) in bundles.iter().zip(&trained) {
+            let r = recognition_of(b.get(), params, state, &set.data)?;
             for (acc, &ok) in rate.iter_mut().zip(&r.per_image) {
                 *acc += f64::from(u8::from(ok)) / bundles.len() as f64;
             }

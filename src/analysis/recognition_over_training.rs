@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::report::plot::{LineChart, Series};
 use crate::report::summary::{fixed_opt, Summary, Table};
 use crate::stats::{self as st, Interval};
-use crate::train::{evaluate, train_at, Control, Hook, StepContext, TrainConfig};
+use crate::train::{evaluate_with_state, train_at, Control, Hook, StepContext, TrainConfig};
 use crate::verdict::{Claim, Side, Verdict};
 
 /// Settings of [`recognition_over_training`].
@@ -131,7 +131,7 @@ impl Hook for Recorder<'_, '_> {
         }
         if record || claim {
             for (k, d) in self.data.iter().enumerate() {
-                let e = evaluate(ctx.bundle, ctx.params, d)?;
+                let e = evaluate_with_state(ctx.bundle, ctx.params, ctx.state, d)?;
                 if record {
                     self.accuracy[k].push(e.accuracy);
                     self.loss[k].push(e.loss);

@@ -6,7 +6,7 @@ use super::NamedSet;
 use crate::bundle::Bundle;
 use crate::data::{class_balanced, fraction_per_class, Dataset};
 use crate::error::{Error, Result};
-use crate::train::{evaluate, train, Control, Hook, StepContext, TrainConfig};
+use crate::train::{evaluate_with_state, train, Control, Hook, StepContext, TrainConfig};
 
 /// Per class, `n` random real images of `train` in draw order (one seeded random order per
 /// class; a smaller `n` gives a prefix of a larger one).
@@ -112,7 +112,7 @@ pub(crate) fn train_and_test(
     };
     let hooks: &mut [&mut dyn Hook] = &mut [&mut hook];
     let out = train(model, model.init_params(config.seed), data, config, hooks)?;
-    Ok(evaluate(model, &out.params, test)?.accuracy)
+    Ok(evaluate_with_state(model, &out.params, &out.state, test)?.accuracy)
 }
 
 /// `x` as the f64 with the same shortest decimal form (0.01f32 becomes 0.01, not

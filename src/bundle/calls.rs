@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView1, ArrayView2, ArrayView4
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
-use super::{Bundle, Params, Role};
+use super::{Bundle, ParamSpec, Params, Role};
 use crate::error::{Error, Result};
 
 /// Output of the `forward` role.
@@ -27,6 +27,9 @@ pub struct GradOutput {
     pub loss: f32,
     /// Gradient of `loss` per parameter.
     pub grad: Params,
+    /// The updated state (BatchNorm running statistics after this batch, manifest `state`
+    /// order); empty for a bundle without state.
+    pub state: Params,
 }
 
 /// Output of the `grad_vjp` role.
@@ -44,11 +47,13 @@ impl Bundle {
     pub(super) fn forward_once(
         &self,
         params: &Params,
+        state: &Params,
         x: ArrayView4<f32>,
     ) -> Result<ForwardOutput> {
         self.check_x(&x, "x")?;
         let x = x.as_standard_layout();
         let mut inputs = self.param_inputs(params, "")?;
+        inputs.extend(self.state_inputs(state)?);
         inputs.push(("x".into(), tensor(x.view(), "x")?));
         let mut out = self.run(Role::Forward, inputs, &["logits", "features"])?;
         let features = into_dim::<Ix2>(out.pop(), "features")?;
@@ -59,11 +64,13 @@ impl Bundle {
     pub(super) fn grad_once(
         &self,
         params: &Params,
+        state: &Params,
         x: ArrayView4<f32>,
         y: ArrayView1<i64>,
         w: Option<ArrayView1<f32>>,
     ) -> Result<GradOutput> {
-        let mut out = self.run_labelled(Role::Grad, params, x, y, w, None)?;
+        let mut out = self.run_labelled(Role::Grad, params, Some(state), x, y, w, None)?;
+        let new_state = out.split_off(1 + self.manifest.params.len());
         let loss = out.remove(0);
         let loss = *loss
             .iter()
@@ -72,6 +79,7 @@ impl Bundle {
         Ok(GradOutput {
             loss,
             grad: Params::from_vec_unchecked(out),
+            state: Params::from_vec_unchecked(new_state),
         })
     }
 
@@ -83,7 +91,7 @@ impl Bundle {
         w: Option<ArrayView1<f32>>,
         a: &Params,
     ) -> Result<GradVjpOutput> {
-        let mut out = self.run_labelled(Role::GradVjp, params, x, y, w, Some(a))?;
+        let mut out = self.run_labelled(Role::GradVjp, params, None, x, y, w, Some(a))?;
         let x_grad = into_dim::<Ix4>(out.pop(), "x_grad")?;
         Ok(GradVjpOutput {
             hv: Params::from_vec_unchecked(out),
@@ -131,10 +139,12 @@ impl Bundle {
         into_dim::<Ix1>(out.pop(), "dloss")
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_labelled(
         &self,
         role: Role,
         params: &Params,
+        state: Option<&Params>,
         x: ArrayView4<f32>,
         y: ArrayView1<i64>,
         w: Option<ArrayView1<f32>>,
@@ -154,6 +164,9 @@ impl Bundle {
         };
         let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
         let mut inputs = self.param_inputs(params, "")?;
+        if let Some(state) = state {
+            inputs.extend(self.state_inputs(state)?);
+        }
         inputs.push(("x".into(), tensor(x.view(), "x")?));
         inputs.push(("y".into(), tensor(y.view(), "y")?));
         inputs.push(("w".into(), tensor(w.view(), "w")?));
@@ -170,41 +183,17 @@ impl Bundle {
     }
 
     fn param_inputs<'p>(&self, params: &'p Params, prefix: &str) -> Result<Inputs<'p>> {
-        let specs = &self.manifest.params;
         let arg = if prefix.is_empty() {
             "params"
         } else {
             prefix.trim_end_matches(':')
         };
-        if params.len() != specs.len() {
-            return Err(Error::invalid(
-                arg,
-                format!("{} tensors, the model has {}", params.len(), specs.len()),
-            ));
-        }
-        specs
-            .iter()
-            .zip(params.tensors())
-            .map(|(spec, t)| {
-                if t.shape() != spec.shape.as_slice() {
-                    return Err(Error::invalid(
-                        arg,
-                        format!(
-                            "`{}` has shape {:?}, expected {:?}",
-                            spec.name,
-                            t.shape(),
-                            spec.shape
-                        ),
-                    ));
-                }
-                let slice = t.as_slice().ok_or_else(|| {
-                    Error::invalid(arg, format!("`{}` is not contiguous", spec.name))
-                })?;
-                let value = TensorRef::from_array_view((t.shape().to_vec(), slice))
-                    .map_err(|e| Error::ort("parameter tensor", e))?;
-                Ok((Cow::Owned(format!("{prefix}{}", spec.name)), value.into()))
-            })
-            .collect()
+        tensor_inputs(&self.manifest.params, params, prefix, arg)
+    }
+
+    /// The state inputs of `forward`/`grad` (nothing for a bundle without state).
+    fn state_inputs<'p>(&self, state: &'p Params) -> Result<Inputs<'p>> {
+        tensor_inputs(&self.manifest.state, state, "", "state")
     }
 
     /// Checks `x` against the bundle's input shape and returns the batch size.
@@ -306,4 +295,43 @@ fn into_dim<D: ndarray::Dimension>(
             format!("unexpected output shape {shape:?}"),
         )
     })
+}
+
+/// One input per spec, named `{prefix}{name}`, after checking count and shapes (errors name
+/// `arg` and the tensor).
+fn tensor_inputs<'p>(
+    specs: &[ParamSpec],
+    tensors: &'p Params,
+    prefix: &str,
+    arg: &str,
+) -> Result<Inputs<'p>> {
+    if tensors.len() != specs.len() {
+        return Err(Error::invalid(
+            arg,
+            format!("{} tensors, the model has {}", tensors.len(), specs.len()),
+        ));
+    }
+    specs
+        .iter()
+        .zip(tensors.tensors())
+        .map(|(spec, t)| {
+            if t.shape() != spec.shape.as_slice() {
+                return Err(Error::invalid(
+                    arg,
+                    format!(
+                        "`{}` has shape {:?}, expected {:?}",
+                        spec.name,
+                        t.shape(),
+                        spec.shape
+                    ),
+                ));
+            }
+            let slice = t
+                .as_slice()
+                .ok_or_else(|| Error::invalid(arg, format!("`{}` is not contiguous", spec.name)))?;
+            let value = TensorRef::from_array_view((t.shape().to_vec(), slice))
+                .map_err(|e| Error::ort("parameter tensor", e))?;
+            Ok((Cow::Owned(format!("{prefix}{}", spec.name)), value.into()))
+        })
+        .collect()
 }

@@ -67,17 +67,30 @@ impl Bundle {
         self.chunk = chunk.filter(|&c| c > 0 && !self.manifest.batch_statistics);
     }
 
-    /// Logits and features of a batch.
+    /// Logits and features of a batch. A bundle with state (BatchNorm running statistics)
+    /// refuses this call, naming itself: its `forward` reads the statistics, so use
+    /// [`Bundle::forward_with_state`].
     pub fn forward(&self, params: &Params, x: ArrayView4<f32>) -> Result<ForwardOutput> {
+        self.refuse_state("evaluates the model with `forward`")?;
+        self.forward_chunked(params, &Params::empty(), x)
+    }
+
+    /// [`Bundle::forward`] with `state` (empty for a bundle without state).
+    pub(super) fn forward_chunked(
+        &self,
+        params: &Params,
+        state: &Params,
+        x: ArrayView4<f32>,
+    ) -> Result<ForwardOutput> {
         let ranges = self.ranges(&x)?;
         if ranges.len() == 1 {
-            return self.forward_once(params, x);
+            return self.forward_once(params, state, x);
         }
         let m = &self.manifest;
         let mut logits = Array2::zeros((x.len_of(Axis(0)), m.num_classes));
         let mut features = Array2::zeros((x.len_of(Axis(0)), m.feature_dim));
         let parts = self.each_chunk(&ranges, |r| {
-            self.forward_once(params, x.slice(s![r, .., .., ..]))
+            self.forward_once(params, state, x.slice(s![r, .., .., ..]))
         })?;
         for (r, out) in ranges.into_iter().zip(parts) {
             logits.slice_mut(s![r.clone(), ..]).assign(&out.logits);
@@ -87,10 +100,26 @@ impl Bundle {
     }
 
     /// Weighted mean loss `(1/B) Σ w_i ce_i` and its parameter gradient. `w = None` means
-    /// all-ones weights.
+    /// all-ones weights. For a bundle with state (BatchNorm running statistics) the loss and
+    /// gradient use the batch's statistics and do not depend on the state: this call feeds
+    /// the initial state and `state` of the result is the update of that, which only
+    /// [`Bundle::grad_with_state`] makes meaningful.
     pub fn grad(
         &self,
         params: &Params,
+        x: ArrayView4<f32>,
+        y: ArrayView1<i64>,
+        w: Option<ArrayView1<f32>>,
+    ) -> Result<GradOutput> {
+        self.grad_chunked(params, &self.init_state(), x, y, w)
+    }
+
+    /// [`Bundle::grad`] with `state` (empty for a bundle without state; a bundle with state
+    /// never has its batches split).
+    pub(super) fn grad_chunked(
+        &self,
+        params: &Params,
+        state: &Params,
         x: ArrayView4<f32>,
         y: ArrayView1<i64>,
         w: Option<ArrayView1<f32>>,
@@ -99,7 +128,7 @@ impl Bundle {
         let b = x.len_of(Axis(0)) as f32;
         let parts = self.each_chunk(&ranges, |r| {
             let (xc, yc, wc) = split(&x, &y, w.as_ref(), r);
-            self.grad_once(params, xc, yc, wc)
+            self.grad_once(params, state, xc, yc, wc)
         })?;
         let mut total: Option<GradOutput> = None;
         for (r, part) in ranges.into_iter().zip(parts) {

@@ -42,6 +42,12 @@ pub struct Manifest {
     pub producer: String,
     /// Parameters, in the order every graph takes them.
     pub params: Vec<ParamSpec>,
+    /// State tensors carried beside the parameters (BatchNorm running statistics, present
+    /// exactly when `norm_state` is [`NormState::RunningStats`]), in the order `forward` and
+    /// `grad` take them after the parameters. Each entry's `init` is a constant (means 0,
+    /// variances 1). Absent means none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<ParamSpec>,
     /// Graph files by role name.
     pub graphs: BTreeMap<String, GraphSpec>,
     /// Whether the graphs normalise with statistics of the batch (BatchNorm in training
@@ -57,9 +63,7 @@ pub struct Manifest {
 
 /// The manifest's `norm_state`: how the graphs treat normalisation state.
 ///
-/// Only stateless forms exist so far: the graphs are pure functions of the parameters. A
-/// stateful form (BatchNorm running statistics carried by the trainer, `"running-stats"`)
-/// would be a new variant; this build refuses a value it does not know.
+/// A manifest with a value this build does not know is refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NormState {
@@ -69,6 +73,11 @@ pub enum NormState {
     /// BatchNorm in training mode in every graph: statistics of the batch, no running
     /// statistics (requires `batch_statistics: true`).
     BatchStats,
+    /// BatchNorm running statistics carried as explicit state (the manifest's `state`):
+    /// `forward` normalises with the state it is given (evaluation mode), `grad` uses the
+    /// batch's statistics and also outputs the updated state, the other roles use the batch's
+    /// statistics and take no state (requires `batch_statistics: true`).
+    RunningStats,
 }
 
 impl NormState {
@@ -82,6 +91,7 @@ impl NormState {
         match self {
             NormState::None => "none",
             NormState::BatchStats => "batch-stats",
+            NormState::RunningStats => "running-stats",
         }
     }
 }
@@ -169,6 +179,11 @@ impl Manifest {
         self.input_shape[0]
     }
 
+    /// Whether the graphs take state beside the parameters (BatchNorm running statistics).
+    pub fn has_state(&self) -> bool {
+        !self.state.is_empty()
+    }
+
     /// Number of scalar parameters.
     pub fn num_parameters(&self) -> usize {
         self.params
@@ -216,16 +231,17 @@ impl Manifest {
         if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
             return fail("field `normalization.std` must be positive and finite".into());
         }
-        if self.norm_state == NormState::BatchStats && !self.batch_statistics {
-            return fail(
-                "field `norm_state` is `batch-stats` but `batch_statistics` is not true: graphs that \
-                 normalise with batch statistics must not have their batches split"
-                    .into(),
-            );
+        if self.norm_state != NormState::None && !self.batch_statistics {
+            return fail(format!(
+                "field `norm_state` is `{}` but `batch_statistics` is not true: graphs that \
+                 normalise with batch statistics must not have their batches split",
+                self.norm_state.as_str()
+            ));
         }
         if self.params.is_empty() {
             return fail("field `params` is empty".into());
         }
+        self.check_state().map_err(|m| Error::bundle(path, m))?;
         let mut total = 0usize;
         for (i, p) in self.params.iter().enumerate() {
             if p.shape.contains(&0) {
@@ -256,6 +272,54 @@ impl Manifest {
             };
             if let Some(why) = bad {
                 return fail(format!("params[{i}] (`{}`): {why}", p.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `state` entries: present exactly for `running-stats`, named apart from the
+    /// parameters and each other, non-empty shapes, constant finite inits.
+    fn check_state(&self) -> std::result::Result<(), String> {
+        let running = self.norm_state == NormState::RunningStats;
+        if running && self.state.is_empty() {
+            return Err(
+                "field `norm_state` is `running-stats` but field `state` is empty or \
+                        absent: the running statistics must be listed"
+                    .into(),
+            );
+        }
+        if !running && !self.state.is_empty() {
+            return Err(format!(
+                "field `state` lists {} tensors but `norm_state` is `{}`: only `running-stats` \
+                 bundles carry state",
+                self.state.len(),
+                self.norm_state.as_str()
+            ));
+        }
+        let mut seen: std::collections::BTreeSet<&str> =
+            self.params.iter().map(|p| p.name.as_str()).collect();
+        for (i, s) in self.state.iter().enumerate() {
+            let bad = if s.shape.is_empty() || s.shape.contains(&0) {
+                Some(format!(
+                    "has shape {:?}; expected a non-empty shape",
+                    s.shape
+                ))
+            } else if s
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_none()
+            {
+                Some(format!("has shape {:?}: too many elements", s.shape))
+            } else if !matches!(s.init, Init::Constant { value } if value.is_finite()) {
+                Some("has an `init` that is not `constant` with a finite value (means 0, variances 1)".into())
+            } else if !seen.insert(s.name.as_str()) {
+                Some("repeats a parameter or state name".into())
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                return Err(format!("field `state[{i}]` (`{}`) {why}", s.name));
             }
         }
         Ok(())

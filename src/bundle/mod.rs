@@ -7,6 +7,7 @@ mod discover;
 mod manifest;
 mod params;
 mod role;
+mod state;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub use manifest::{
     SUPPORTED_OPSETS,
 };
 pub use params::Params;
-pub use role::{DType, Role, TensorSpec};
+pub use role::{DType, Role, TensorSpec, STATE_OUTPUT_PREFIX};
 
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};

@@ -40,6 +40,13 @@ impl Params {
         Ok(Params { tensors })
     }
 
+    /// No tensors: the state of a bundle without state.
+    pub fn empty() -> Params {
+        Params {
+            tensors: Vec::new(),
+        }
+    }
+
     /// Tensors without any check (for results built by the library itself).
     pub(crate) fn from_vec_unchecked(tensors: Vec<ArrayD<f32>>) -> Params {
         Params { tensors }

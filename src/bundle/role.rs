@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ParamSpec};
 
 /// Element type of a graph tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +27,9 @@ pub struct TensorSpec {
 /// The graph roles a bundle may provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    /// params, x -> logits, features.
+    /// params, (state), x -> logits, features.
     Forward,
-    /// params, x, y, w -> loss, gradient per parameter.
+    /// params, (state), x, y, w -> loss, gradient per parameter, (updated state).
     Grad,
     /// params, x, y, w, a -> H·a per parameter, J_xᵀa.
     GradVjp,
@@ -65,23 +65,23 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// Whether the role takes the manifest's `state` after the parameters (`forward` reads
+    /// the running statistics, `grad` updates them); the other roles never do.
+    pub fn takes_state(self) -> bool {
+        matches!(self, Role::Forward | Role::Grad)
+    }
+
     /// The inputs this role must take, in order.
     pub fn inputs(self, m: &Manifest) -> Vec<TensorSpec> {
-        let params = |prefix: &str| -> Vec<TensorSpec> {
-            m.params
-                .iter()
-                .map(|p| TensorSpec {
-                    name: format!("{prefix}{}", p.name),
-                    dtype: DType::F32,
-                    shape: p.shape.iter().map(|&d| Some(d)).collect(),
-                })
-                .collect()
-        };
+        let params = |prefix: &str| fixed(&m.params, prefix);
         let [c, h, w] = m.input_shape;
         let x = batched("x", DType::F32, &[c, h, w]);
         let y = batched("y", DType::I64, &[]);
         let weights = batched("w", DType::F32, &[]);
         let mut out = params("");
+        if self.takes_state() {
+            out.extend(fixed(&m.state, ""));
+        }
         match self {
             Role::Forward => out.push(x),
             Role::Grad => out.extend([x, y, weights]),
@@ -100,16 +100,7 @@ impl Role {
 
     /// The outputs this role must produce, in order.
     pub fn outputs(self, m: &Manifest) -> Vec<TensorSpec> {
-        let params = |prefix: &str| -> Vec<TensorSpec> {
-            m.params
-                .iter()
-                .map(|p| TensorSpec {
-                    name: format!("{prefix}{}", p.name),
-                    dtype: DType::F32,
-                    shape: p.shape.iter().map(|&d| Some(d)).collect(),
-                })
-                .collect()
-        };
+        let params = |prefix: &str| fixed(&m.params, prefix);
         let [c, h, w] = m.input_shape;
         let x_grad = batched("x_grad", DType::F32, &[c, h, w]);
         match self {
@@ -124,6 +115,7 @@ impl Role {
                     shape: vec![],
                 }];
                 out.extend(params("g:"));
+                out.extend(fixed(&m.state, STATE_OUTPUT_PREFIX));
                 out
             }
             Role::GradVjp => {
@@ -135,6 +127,21 @@ impl Role {
             Role::LossJvp => vec![batched("dloss", DType::F32, &[])],
         }
     }
+}
+
+/// Prefix of `grad`'s updated-state outputs (`new:norm0.running_mean`).
+pub const STATE_OUTPUT_PREFIX: &str = "new:";
+
+/// One fixed-shape f32 tensor per spec, named `{prefix}{name}`.
+fn fixed(specs: &[ParamSpec], prefix: &str) -> Vec<TensorSpec> {
+    specs
+        .iter()
+        .map(|p| TensorSpec {
+            name: format!("{prefix}{}", p.name),
+            dtype: DType::F32,
+            shape: p.shape.iter().map(|&d| Some(d)).collect(),
+        })
+        .collect()
 }
 
 fn batched(name: &str, dtype: DType, rest: &[usize]) -> TensorSpec {

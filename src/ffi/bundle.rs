@@ -287,7 +287,11 @@ pub unsafe extern "C" fn ddl_bundle_forward(
                 "features",
             )
         }?;
-        let out = b.forward(&p.params, x)?;
+        let out = if p.state.is_empty() {
+            b.forward(&p.params, x)?
+        } else {
+            b.forward_with_state(&p.params, &p.state, x)?
+        };
         copy_into(logits, out.logits.iter());
         if let Some(f) = features {
             copy_into(f, out.features.iter());

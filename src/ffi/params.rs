@@ -16,7 +16,7 @@ use super::guard::{ffi_call, ffi_release, FfiError, FfiResult};
 use super::handles::{borrow, borrow_mut, into_handle, release};
 use super::status::DdlStatus;
 use crate::bundle::{ParamSpec, Params};
-use crate::train::{load_params, save_params};
+use crate::train::{load_model, save_model};
 
 /// A set of model parameters (opaque), owned by the caller and independent of the bundle it
 /// came from. Functions taking `const DdlParams*` may run concurrently on the same handle;
@@ -25,13 +25,22 @@ pub struct DdlParams {
     pub(crate) params: Params,
     /// Names and shapes, for per-tensor access and error messages.
     pub(crate) specs: Vec<ParamSpec>,
+    /// The BatchNorm running statistics these parameters were trained with (`ddl_train`) or
+    /// read with (`ddl_params_load`); empty when the model has none or none is known, in
+    /// which case evaluating a model with state is refused by name.
+    pub(crate) state: Params,
 }
 
 impl DdlParams {
     pub(crate) fn new(params: Params, specs: &[ParamSpec]) -> DdlParams {
+        DdlParams::with_state(params, Params::empty(), specs)
+    }
+
+    pub(crate) fn with_state(params: Params, state: Params, specs: &[ParamSpec]) -> DdlParams {
         DdlParams {
             params,
             specs: specs.to_vec(),
+            state,
         }
     }
 
@@ -126,7 +135,9 @@ pub unsafe extern "C" fn ddl_params_load(
             )
         };
         let m = b.inner.manifest();
-        *out = into_handle(DdlParams::new(load_params(path, m)?, &m.params));
+        let (params, state) = load_model(path, m)?;
+        let state = state.unwrap_or_else(Params::empty);
+        *out = into_handle(DdlParams::with_state(params, state, &m.params));
         Ok(())
     })
 }
@@ -154,7 +165,7 @@ pub unsafe extern "C" fn ddl_params_save(
         let m = b.inner.manifest();
         // Re-check against this bundle: the handle may come from another model.
         let checked = Params::from_tensors(&m.params, p.params.tensors().to_vec())?;
-        save_params(Path::new(path), m, &checked)?;
+        save_model(Path::new(path), m, &checked, &p.state)?;
         Ok(())
     })
 }
@@ -174,6 +185,7 @@ pub unsafe extern "C" fn ddl_params_clone(
         *out = into_handle(DdlParams {
             params: p.params.clone(),
             specs: p.specs.clone(),
+            state: p.state.clone(),
         });
         Ok(())
     })

@@ -80,7 +80,8 @@ pub unsafe extern "C" fn ddl_train(
             .as_ref()
             .map(|_| args::give_json(&report))
             .transpose()?;
-        *out = into_handle(DdlParams::new(outcome.params, &b.manifest().params));
+        let specs = &b.manifest().params;
+        *out = into_handle(DdlParams::with_state(outcome.params, outcome.state, specs));
         if let (Some(slot), Some(text)) = (out_json, text) {
             *slot = text;
         }
@@ -121,7 +122,11 @@ pub unsafe extern "C" fn ddl_evaluate(
                 &borrow(data, "data")?.inner,
             )
         };
-        let e = train::evaluate(b, &p.params, d)?;
+        let e = if p.state.is_empty() {
+            train::evaluate(b, &p.params, d)?
+        } else {
+            train::evaluate_with_state(b, &p.params, &p.state, d)?
+        };
         if let Some(slot) = json_out {
             *slot = args::give_json(&e)?;
         }
@@ -165,7 +170,7 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
             standard_evaluation_with(
                 (bundle, train_set, test_set),
                 (runs, epochs, lr, seed),
-                None,
+                std::ptr::null(),
                 Callback::new(progress, user_data),
                 out_json,
             )
@@ -178,7 +183,7 @@ pub unsafe extern "C" fn ddl_standard_evaluation(
 /// or NULL for none). The protocol with augmentation trains 1000 epochs (pass `epochs`
 /// 1000). Run `r` seeds its initialisation, shuffling and augmentation with `seed + r`, as
 /// `ddlens eval --dsa` does, so the accuracies are that command's. An unknown word is
-/// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`.
+/// `DDL_STATUS_INVALID_ARGUMENT` naming `augment`. Thread-safe (all inputs are only read).
 ///
 /// # Safety
 /// As `ddl_standard_evaluation`; `strategy` NULL or a NUL-terminated UTF-8 string.
@@ -198,8 +203,6 @@ pub unsafe extern "C" fn ddl_standard_evaluation_augmented(
 ) -> DdlStatus {
     ffi_call("ddl_standard_evaluation_augmented", || {
         // SAFETY: forwarded contract.
-        let strategy = unsafe { args::opt_string(strategy, "strategy") }?;
-        // SAFETY: forwarded contract.
         unsafe {
             standard_evaluation_with(
                 (bundle, train_set, test_set),
@@ -215,16 +218,19 @@ pub unsafe extern "C" fn ddl_standard_evaluation_augmented(
 /// The body of both standard-evaluation calls.
 ///
 /// # Safety
-/// The handles NULL or live, `out_json` NULL or writable.
+/// The handles NULL or live, `strategy` NULL or a NUL-terminated string, `out_json` NULL or
+/// writable.
 unsafe fn standard_evaluation_with(
     (bundle, train_set, test_set): (*const DdlBundle, *const DdlDataset, *const DdlDataset),
     (runs, epochs, lr, seed): (usize, u64, f32, u64),
-    strategy: Option<&str>,
+    strategy: *const c_char,
     mut progress: Callback,
     out_json: *mut *mut c_char,
 ) -> FfiResult<()> {
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract. The output is cleared first, whatever fails next.
     let out = unsafe { args::out_string(out_json, "out_json") }?;
+    // SAFETY: forwarded contract (NULL: no augmentation).
+    let strategy = unsafe { args::opt_string(strategy, "strategy") }?;
     // SAFETY: forwarded contract.
     let (b, tr, te) = unsafe {
         (

@@ -29,15 +29,30 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u32>>,
 }
 
-/// Evaluates `params` on every example of `data`.
+/// Evaluates `params` on every example of `data`. A bundle with state (BatchNorm running
+/// statistics) is refused, naming it: use [`evaluate_with_state`].
 pub fn evaluate(bundle: &Bundle, params: &Params, data: &Dataset) -> Result<Evaluation> {
+    bundle.refuse_state("evaluates parameters")?;
+    evaluate_with_state(bundle, params, &Params::empty(), data)
+}
+
+/// Evaluates `params` with `state` (the running statistics training produced; empty for a
+/// bundle without state) on every example of `data`.
+pub fn evaluate_with_state(
+    bundle: &Bundle,
+    params: &Params,
+    state: &Params,
+    data: &Dataset,
+) -> Result<Evaluation> {
     data.check_against(bundle.manifest())?;
     let k = data.num_classes();
     let mut per_example_loss = Vec::with_capacity(data.len());
     let mut predictions = Vec::with_capacity(data.len());
     let order: Vec<usize> = (0..data.len()).collect();
     for batch in data.batches(&order, EVAL_BATCH)? {
-        let logits = bundle.forward(params, batch.images.view())?.logits;
+        let logits = bundle
+            .forward_with_state(params, state, batch.images.view())?
+            .logits;
         let (losses, preds) =
             loss_and_argmax(logits.view(), batch.labels.as_slice().expect("contiguous"));
         per_example_loss.extend(losses);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::checkpoint::save_params;
-use super::eval::evaluate;
+use super::checkpoint::save_model;
+use super::eval::evaluate_with_state;
 use crate::bundle::{Bundle, Params};
 use crate::data::Dataset;
 use crate::error::Result;
@@ -23,6 +23,8 @@ pub struct StepContext<'a> {
     pub lr: f32,
     /// Parameters after the update.
     pub params: &'a Params,
+    /// State after the update (BatchNorm running statistics; empty for a bundle without).
+    pub state: &'a Params,
     /// The model.
     pub bundle: &'a Bundle,
 }
@@ -87,7 +89,7 @@ impl<'d> RecordEval<'d> {
 impl Hook for RecordEval<'_> {
     fn on_step(&mut self, ctx: &StepContext<'_>) -> Result<Control> {
         if ctx.step.is_multiple_of(self.every) || ctx.step == ctx.total_steps {
-            let e = evaluate(ctx.bundle, ctx.params, self.data)?;
+            let e = evaluate_with_state(ctx.bundle, ctx.params, ctx.state, self.data)?;
             self.records.push(EvalRecord {
                 step: ctx.step,
                 accuracy: e.accuracy,
@@ -103,7 +105,8 @@ impl Hook for RecordEval<'_> {
     }
 }
 
-/// Saves the parameters every `every` steps to `dir/step-000123.safetensors`.
+/// Saves the parameters (and the state, if the bundle has one) every `every` steps to
+/// `dir/step-000123.safetensors`.
 pub struct SaveParams {
     dir: PathBuf,
     every: usize,
@@ -127,7 +130,7 @@ impl Hook for SaveParams {
         if ctx.step.is_multiple_of(self.every) || ctx.step == ctx.total_steps {
             std::fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
             let path = self.dir.join(format!("step-{:06}.safetensors", ctx.step));
-            save_params(&path, ctx.bundle.manifest(), ctx.params)?;
+            save_model(&path, ctx.bundle.manifest(), ctx.params, ctx.state)?;
             self.files.push(path);
         }
         Ok(Control::Continue)

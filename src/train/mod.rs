@@ -16,9 +16,9 @@ mod schedule;
 mod shared;
 mod trainer;
 
-pub use checkpoint::{load_params, save_params};
+pub use checkpoint::{load_model, load_params, load_state, save_model, save_params};
 pub use config::TrainConfig;
-pub use eval::{evaluate, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
+pub use eval::{evaluate, evaluate_with_state, loss_and_argmax, softmax, Evaluation, EVAL_BATCH};
 pub(crate) use eval_units::content_hash;
 pub use eval_units::{eval_report, gather_eval, EvalJob, EVAL_KIND};
 pub use hooks::{Control, EvalRecord, Hook, RecordEval, SaveParams, StepContext};

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
-use super::eval::evaluate;
+use super::eval::evaluate_with_state;
 use super::hooks::{Control, Hook, StepContext};
 use super::trainer::train;
 use crate::augment::Dsa;
@@ -189,5 +189,5 @@ pub fn standard_evaluation_run(
         &config,
         hooks,
     )?;
-    Ok(evaluate(bundle, &out.params, test)?.accuracy)
+    Ok(evaluate_with_state(bundle, &out.params, &out.state, test)?.accuracy)
 }

@@ -9,10 +9,12 @@
 //! for bit.
 //!
 //! Tensors: `params` and `velocity` (F32, flat, in manifest order; `velocity` absent before
-//! momentum has a buffer), `order` (I64, the current minibatch order), `losses`, `lrs` (F32)
-//! and `epochs` (I64), one per finished update. Metadata: `format` =
-//! `ddlens-train-checkpoint`, `version`, `epoch` (epochs finished), the two streams' word
-//! positions, and `run`, the JSON fingerprint of the run compared on resume.
+//! momentum has a buffer), `state` (F32, flat, in manifest `state` order: the BatchNorm
+//! running statistics of a bundle with state, absent otherwise), `order` (I64, the current
+//! minibatch order), `losses`, `lrs` (F32) and `epochs` (I64), one per finished update.
+//! Metadata: `format` = `ddlens-train-checkpoint`, `version` (2; version 1, written before
+//! bundles had state, reads as a checkpoint without `state`), `epoch` (epochs finished), the
+//! two streams' word positions, and `run`, the JSON fingerprint of the run compared on resume.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,9 @@ use crate::error::{Error, Result};
 
 /// Value of the `format` metadata key.
 pub const TRAIN_CHECKPOINT_FORMAT: &str = "ddlens-train-checkpoint";
-const VERSION: &str = "1";
+const VERSION: &str = "2";
+/// The version written before bundles had state: read as one without `state`.
+const VERSION_WITHOUT_STATE: &str = "1";
 
 /// Where and how often a training run checkpoints, and whether it resumes.
 #[derive(Debug, Clone)]
@@ -50,6 +54,8 @@ pub struct TrainCheckpoint {
     pub epoch: usize,
     /// The parameters after them.
     pub params: Params,
+    /// The state after them (BatchNorm running statistics; empty for a bundle without).
+    pub state: Params,
     /// SGD's momentum buffer, once it exists.
     pub velocity: Option<Params>,
     /// The minibatch order of the last epoch (each epoch reshuffles it in place).
@@ -97,11 +103,17 @@ impl TrainCheckpoint {
         crate::io::write_atomic(path, &self.to_bytes()?)
     }
 
-    /// Reads a checkpoint of a model with parameters `specs` over `data_len` examples; every
-    /// problem is an error naming the file.
-    pub fn read(path: &Path, specs: &[ParamSpec], data_len: usize) -> Result<TrainCheckpoint> {
+    /// Reads a checkpoint of a model with parameters `specs` and state `state_specs` (the
+    /// manifest's `params` and `state`) over `data_len` examples; every problem is an error
+    /// naming the file.
+    pub fn read(
+        path: &Path,
+        specs: &[ParamSpec],
+        state_specs: &[ParamSpec],
+        data_len: usize,
+    ) -> Result<TrainCheckpoint> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        decode(&bytes, specs, data_len).map_err(|m| Error::Data {
+        decode(&bytes, specs, state_specs, data_len).map_err(|m| Error::Data {
             origin: path.display().to_string(),
             message: format!("not a usable training checkpoint ({m}); delete it to start over"),
         })
@@ -158,6 +170,14 @@ fn encode(state: &TrainCheckpoint) -> Result<Vec<u8>> {
             f32s(&mut v.to_flat().into_iter()),
         ));
     }
+    if !state.state.is_empty() {
+        owned.push((
+            "state",
+            Dtype::F32,
+            state.state.numel(),
+            f32s(&mut state.state.to_flat().into_iter()),
+        ));
+    }
     let views = owned
         .iter()
         .map(|(name, dtype, len, bytes)| {
@@ -198,7 +218,8 @@ pub(crate) fn load_for_resume(
             ),
         ));
     }
-    let ckpt = TrainCheckpoint::read(path, &bundle.manifest().params, data_len)?;
+    let m = bundle.manifest();
+    let ckpt = TrainCheckpoint::read(path, &m.params, &m.state, data_len)?;
     let diffs = crate::distill::json_differences(&ckpt.fingerprint, fingerprint, "");
     if !diffs.is_empty() {
         return Err(Error::Data {
@@ -217,6 +238,7 @@ pub(crate) fn load_for_resume(
 fn decode(
     bytes: &[u8],
     specs: &[ParamSpec],
+    state_specs: &[ParamSpec],
     data_len: usize,
 ) -> std::result::Result<TrainCheckpoint, String> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
@@ -230,10 +252,10 @@ fn decode(
     if key("format")? != TRAIN_CHECKPOINT_FORMAT {
         return Err(format!("format is not `{TRAIN_CHECKPOINT_FORMAT}`"));
     }
-    if key("version")? != VERSION {
+    let version = key("version")?;
+    if version != VERSION && version != VERSION_WITHOUT_STATE {
         return Err(format!(
-            "version {} (this build reads {VERSION})",
-            key("version")?
+            "version {version} (this build reads {VERSION_WITHOUT_STATE} and {VERSION})"
         ));
     }
     let number = |k: &str| -> std::result::Result<u128, String> {
@@ -273,6 +295,19 @@ fn decode(
     let velocity = tensor("velocity", Dtype::F32)?
         .map(|b| params_of(f32s(b), "velocity"))
         .transpose()?;
+    let state = match tensor("state", Dtype::F32)? {
+        Some(_) if version == VERSION_WITHOUT_STATE => {
+            return Err(format!("version {version} has no tensor `state`"))
+        }
+        Some(_) if state_specs.is_empty() => {
+            return Err("tensor `state` for a model without state".into())
+        }
+        Some(b) => {
+            Params::from_flat(state_specs, &f32s(b)).map_err(|e| format!("tensor `state`: {e}"))?
+        }
+        None if state_specs.is_empty() => Params::empty(),
+        None => return Err("tensor `state` (the BatchNorm running statistics) is missing".into()),
+    };
     let order = i64s(needed("order", Dtype::I64)?);
     let mut seen = vec![false; data_len];
     for &i in &order {
@@ -315,6 +350,7 @@ fn decode(
     Ok(TrainCheckpoint {
         epoch,
         params,
+        state,
         velocity,
         order: order.into_iter().map(|i| i as usize).collect(),
         rng_pos: number("rng_pos")?,

@@ -25,10 +25,11 @@ use crate::error::{Error, Result};
 /// and ConvNet-3's parameters are 1.4 MB per record.
 pub const RECORD_EVERY: usize = 10;
 
-/// Parameters, loss and learning rate of a recorded step.
+/// Parameters, state, loss and learning rate of a recorded step.
 #[derive(Clone)]
 struct Record {
     params: Params,
+    state: Params,
     loss: f32,
     lr: f32,
 }
@@ -137,6 +138,7 @@ impl Hook for Recording<'_, '_, '_> {
         if ctx.step.is_multiple_of(RECORD_EVERY) || self.wanted.contains(&ctx.step) {
             let r = Record {
                 params: ctx.params.clone(),
+                state: ctx.state.clone(),
                 loss: ctx.loss,
                 lr: ctx.lr,
             };
@@ -200,6 +202,7 @@ fn replay(
             loss: r.loss,
             lr: r.lr,
             params: &r.params,
+            state: &r.state,
             bundle,
         };
         for h in hooks.iter_mut() {

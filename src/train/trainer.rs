@@ -32,6 +32,10 @@ pub struct StepLog {
 pub struct TrainOutcome {
     /// Final parameters.
     pub params: Params,
+    /// Final state: BatchNorm running statistics updated by every step (empty for a bundle
+    /// without state). Evaluate with [`super::evaluate_with_state`], save with
+    /// [`super::save_model`].
+    pub state: Params,
     /// Updates done.
     pub steps: usize,
     /// Per-update log.
@@ -90,6 +94,7 @@ pub fn train_checkpointed(
     let mut sgd = Sgd::new(config.sgd);
     let fingerprint = checkpointing.map(|_| resume::fingerprint(bundle, &init, data, config));
     let mut params = init;
+    let mut state = bundle.init_state();
     // `total` comes from the caller's settings (possibly absurd, e.g. 2^40 epochs through the C
     // ABI): reserve for a typical run only, never for what an allocation cannot hold.
     let mut log = Vec::with_capacity(total.min(1 << 16));
@@ -97,25 +102,32 @@ pub fn train_checkpointed(
     let mut first_epoch = 0;
     if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
         if c.resume {
-            let state = resume::load_for_resume(&c.path, f, bundle, data.len())?;
-            first_epoch = state.epoch;
-            params = state.params;
-            sgd.set_velocity(state.velocity);
-            order = state.order;
-            rng.set_word_pos(state.rng_pos);
-            aug_rng.set_word_pos(state.aug_rng_pos);
-            log = state.log;
+            let ckpt = resume::load_for_resume(&c.path, f, bundle, data.len())?;
+            first_epoch = ckpt.epoch;
+            params = ckpt.params;
+            state = ckpt.state;
+            sgd.set_velocity(ckpt.velocity);
+            order = ckpt.order;
+            rng.set_word_pos(ckpt.rng_pos);
+            aug_rng.set_word_pos(ckpt.aug_rng_pos);
+            log = ckpt.log;
         }
     }
     let resumed_from = log.len();
-    let outcome = |params, log, stopped_early| TrainOutcome {
+    let outcome = |params, state, log, stopped_early| TrainOutcome {
         resumed_from,
-        ..outcome(params, log, stopped_early)
+        ..outcome(params, state, log, stopped_early)
     };
     let loss0 = log.last().map_or(f32::NAN, |s: &StepLog| s.loss);
     let lr0 = log.last().map_or(config.lr, |s: &StepLog| s.lr);
-    if notify(hooks, bundle, &params, log.len(), total, loss0, lr0)? == Control::Stop {
-        return Ok(outcome(params, log, true));
+    let at_start = Progress {
+        step: log.len(),
+        total,
+        loss: loss0,
+        lr: lr0,
+    };
+    if notify(hooks, bundle, &params, &state, at_start)? == Control::Stop {
+        return Ok(outcome(params, state, log, true));
     }
     let mut last_write = Instant::now();
     for epoch in first_epoch..config.epochs {
@@ -128,13 +140,19 @@ pub fn train_checkpointed(
         for mut batch in data.batches(&order, batch_size)? {
             let step = log.len();
             if step == total {
-                return Ok(outcome(params, log, false));
+                return Ok(outcome(params, state, log, false));
             }
             if let Some(dsa) = &dsa {
                 let aug = dsa.sample(batch.labels.len(), &mut aug_rng);
                 batch.images = aug.apply(batch.images.view())?;
             }
-            let g = bundle.grad(&params, batch.images.view(), batch.labels.view(), None)?;
+            let g = bundle.grad_with_state(
+                &params,
+                &state,
+                batch.images.view(),
+                batch.labels.view(),
+                None,
+            )?;
             if !g.loss.is_finite() {
                 return Err(Error::invalid(
                     "lr",
@@ -146,14 +164,21 @@ pub fn train_checkpointed(
             }
             let lr = config.schedule.lr_at(config.lr, step);
             sgd.step(&mut params, g.grad, lr);
+            state = g.state;
             log.push(StepLog {
                 step: step + 1,
                 epoch,
                 loss: g.loss,
                 lr,
             });
-            if notify(hooks, bundle, &params, step + 1, total, g.loss, lr)? == Control::Stop {
-                return Ok(outcome(params, log, step + 1 < total));
+            let now = Progress {
+                step: step + 1,
+                total,
+                loss: g.loss,
+                lr,
+            };
+            if notify(hooks, bundle, &params, &state, now)? == Control::Stop {
+                return Ok(outcome(params, state, log, step + 1 < total));
             }
         }
         if let (Some(c), Some(f)) = (checkpointing, &fingerprint) {
@@ -161,6 +186,7 @@ pub fn train_checkpointed(
                 TrainCheckpoint {
                     epoch: epoch + 1,
                     params: params.clone(),
+                    state: state.clone(),
                     velocity: sgd.velocity().cloned(),
                     order: order.clone(),
                     rng_pos: rng.get_word_pos(),
@@ -173,24 +199,31 @@ pub fn train_checkpointed(
             }
         }
     }
-    Ok(outcome(params, log, false))
+    Ok(outcome(params, state, log, false))
+}
+
+/// Where a run stands when the hooks hear from it.
+struct Progress {
+    step: usize,
+    total: usize,
+    loss: f32,
+    lr: f32,
 }
 
 fn notify(
     hooks: &mut [&mut dyn Hook],
     bundle: &Bundle,
     params: &Params,
-    step: usize,
-    total_steps: usize,
-    loss: f32,
-    lr: f32,
+    state: &Params,
+    at: Progress,
 ) -> Result<Control> {
     let ctx = StepContext {
-        step,
-        total_steps,
-        loss,
-        lr,
+        step: at.step,
+        total_steps: at.total,
+        loss: at.loss,
+        lr: at.lr,
         params,
+        state,
         bundle,
     };
     let mut control = Control::Continue;
@@ -202,11 +235,12 @@ fn notify(
     Ok(control)
 }
 
-fn outcome(params: Params, log: Vec<StepLog>, stopped_early: bool) -> TrainOutcome {
+fn outcome(params: Params, state: Params, log: Vec<StepLog>, stopped_early: bool) -> TrainOutcome {
     TrainOutcome {
         resumed_from: 0,
         steps: log.len(),
         params,
+        state,
         log,
         stopped_early,
     }

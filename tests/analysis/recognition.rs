@@ -212,3 +212,45 @@ fn bad_models_and_params_are_errors_naming_them() {
     let m = msg(&config(&[], &[]));
     assert!(m.contains("`models`"), "{m}");
 }
+
+/// A model with BatchNorm running statistics (`tiny-bn-1x8x8`): trained here, its file holds
+/// the statistics training produced, and given back it recognises the same images (the
+/// statistics are read from the file, not reset).
+#[test]
+fn a_running_stats_model_is_trained_saved_and_read_with_its_state() {
+    let b = common::open("tiny-1x8x8");
+    let bn = common::open("tiny-bn-1x8x8");
+    let (train_set, test) = (common::banded_dataset(96, 1), common::banded_dataset(60, 2));
+    let real = RealData {
+        train: &train_set,
+        test: &test,
+    };
+    let sets = [NamedSet {
+        name: "some".into(),
+        data: common::banded_dataset(9, 7),
+        lr: None,
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&["tiny-bn-1x8x8"], &[]);
+    cfg.train_epochs = 3;
+    cfg.train_max_steps = None;
+    cfg.params_out = Some(dir.path().to_str().unwrap().to_string());
+    let r = recognition(&b, real, &sets, &cfg, &mut no_progress).unwrap();
+    let file = dir.path().join("tiny-bn-1x8x8.safetensors");
+    let state = train::load_state(&file, bn.manifest()).unwrap();
+    assert_ne!(
+        state,
+        bn.init_state(),
+        "the file holds the trained statistics"
+    );
+    let tc = cfg.train_config(0);
+    let want = train::train(&bn, bn.init_params(tc.seed), &train_set, &tc, &mut []).unwrap();
+    assert_eq!(state, want.state);
+    let mut again = cfg.clone();
+    again.params = [("tiny-bn-1x8x8".to_string(), file.display().to_string())].into();
+    again.params_out = None;
+    let r2 = recognition(&b, real, &sets, &again, &mut no_progress).unwrap();
+    assert_eq!(r2.models[0].source, "given");
+    assert_eq!(r.models[0].test_accuracy, r2.models[0].test_accuracy);
+    assert_eq!(r.sets[0].models[0].accuracy, r2.sets[0].models[0].accuracy);
+}

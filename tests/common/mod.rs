@@ -13,9 +13,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 /// Every bundle committed under `models/`.
-pub const BUNDLES: [&str; 7] = [
+pub const BUNDLES: [&str; 8] = [
     "tiny-1x8x8",
     "tiny-maxpool-1x8x8",
+    "tiny-bn-1x8x8",
     "mlp-1x28x28",
     "convnettiny-1x28x28",
     "convnettiny-3x32x32",

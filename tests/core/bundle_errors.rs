@@ -263,13 +263,20 @@ fn norm_state_is_read_checked_and_future_values_refused() {
     let b = Bundle::open(&dir).unwrap();
     assert_eq!(b.manifest().norm_state, NormState::BatchStats);
     assert_eq!(b.manifest().norm_state.as_str(), "batch-stats");
-    // A form this build does not know (state carried by the trainer) is refused by name.
+    // running-stats needs its `state` listed (tiny-1x8x8 has none).
     edit_manifest(&dir, |v| v["norm_state"] = Value::from("running-stats"));
-    assert_mentions(&open_err(&dir), &["manifest.json", "running-stats"]);
+    assert_mentions(
+        &open_err(&dir),
+        &["manifest.json", "running-stats", "`state`"],
+    );
+    // A form this build does not know is refused by name.
+    edit_manifest(&dir, |v| v["norm_state"] = Value::from("group-stats"));
+    assert_mentions(&open_err(&dir), &["manifest.json", "group-stats"]);
 }
 
 /// Every bundle under `models/` (the prebuilt architectures included) resolves by name, opens,
-/// and runs `forward` and `grad` with finite outputs; a `batch-stats` bundle is never split.
+/// and runs `forward` and `grad` with finite outputs; a bundle with batch statistics is never
+/// split.
 #[test]
 fn every_committed_bundle_resolves_opens_and_runs() {
     use ddlens::bundle::{resolve_bundle, NormState};
@@ -288,14 +295,15 @@ fn every_committed_bundle_resolves_opens_and_runs() {
         assert_eq!(b.name(), name);
         let p = b.init_params(1);
         let (x, y) = common::batch(&b, 2, 3);
-        let out = b.forward(&p, x.view()).unwrap();
+        // A running-stats bundle's forward reads the state (the initial one here).
+        let out = b.forward_with_state(&p, &b.init_state(), x.view()).unwrap();
         assert_eq!(out.logits.shape(), &[2, b.manifest().num_classes]);
         assert!(out.logits.iter().all(|v| v.is_finite()), "{name}");
         if b.roles().contains(&Role::Grad) {
             let g = b.grad(&p, x.view(), y.view(), None).unwrap();
             assert!(g.loss.is_finite(), "{name}");
         }
-        if b.manifest().norm_state == NormState::BatchStats {
+        if b.manifest().norm_state != NormState::None {
             assert_eq!(
                 b.chunk(),
                 None,

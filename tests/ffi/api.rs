@@ -1291,9 +1291,7 @@ fn augmented_standard_evaluation_is_the_library_protocol_with_dsa() {
     assert_eq!(s, DdlStatus::Ok, "{}", last_error());
     let plain = take_json(json);
     let mut json = null_mut();
-    let s = unsafe {
-        ddl_standard_evaluation(b, d, d, 2, 4, 0.01, 3, None, null_mut(), &mut json)
-    };
+    let s = unsafe { ddl_standard_evaluation(b, d, d, 2, 4, 0.01, 3, None, null_mut(), &mut json) };
     assert_eq!(s, DdlStatus::Ok, "{}", last_error());
     assert_eq!(plain, take_json(json));
     // An unknown word is an invalid argument naming the field; nothing is written.
@@ -1302,6 +1300,78 @@ fn augmented_standard_evaluation_is_the_library_protocol_with_dsa() {
     assert!(json.is_null());
     unsafe {
         ddl_dataset_free(d);
+        ddl_bundle_free(b);
+    }
+}
+
+/// A model with BatchNorm running statistics (`tiny-bn-1x8x8`) through the C ABI: `ddl_train`
+/// keeps the trained statistics in the handle, `ddl_evaluate` uses them (the Rust API's
+/// accuracy), `ddl_params_save`/`_load` carry them through a file, and untrained parameters
+/// (no statistics) are refused by name.
+#[test]
+fn running_statistics_travel_with_the_params_handle() {
+    runtime();
+    let path = cstr(models_dir().join("tiny-bn-1x8x8").to_str().unwrap());
+    let mut b = null_mut();
+    assert_eq!(
+        unsafe { ddl_bundle_open(path.as_ptr(), &mut b) },
+        DdlStatus::Ok
+    );
+    let (d, test) = (dataset(36, 5), dataset(30, 6));
+    let (mut init, mut c, mut out) = (null_mut(), null_mut(), null_mut());
+    unsafe {
+        ddl_params_init(b, 0, &mut init);
+        ddl_train_config_p_real(4, 9, &mut c);
+        ddl_train_config_set_batch_size(c, 12);
+        ddl_train_config_set_lr(c, 0.05);
+    }
+    let s = unsafe { ddl_train(b, init, d, c, None, null_mut(), &mut out, null_mut()) };
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    let mut acc = 0.0;
+    let s = unsafe { ddl_evaluate(b, out, test, &mut acc, null_mut(), null_mut()) };
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    let rust = ddlens::Bundle::open(models_dir().join("tiny-bn-1x8x8")).unwrap();
+    let (x, y) = synthetic(36, 5);
+    let data = ddlens::data::from_memory_f32(&x, [36, 1, 8, 8], &y, 3, None, "memory").unwrap();
+    let (tx, ty) = synthetic(30, 6);
+    let tdata = ddlens::data::from_memory_f32(&tx, [30, 1, 8, 8], &ty, 3, None, "test").unwrap();
+    let mut cfg = ddlens::train::TrainConfig::p_real(4, 9);
+    cfg.batch_size = Some(12);
+    cfg.lr = 0.05;
+    let want = ddlens::train::train(&rust, rust.init_params(0), &data, &cfg, &mut []).unwrap();
+    let e = ddlens::train::evaluate_with_state(&rust, &want.params, &want.state, &tdata).unwrap();
+    assert_eq!(acc, e.accuracy);
+    // Through a file and back.
+    let dir = tempfile::tempdir().unwrap();
+    let file = cstr(dir.path().join("bn.safetensors").to_str().unwrap());
+    assert_eq!(
+        unsafe { ddl_params_save(b, out, file.as_ptr()) },
+        DdlStatus::Ok
+    );
+    let mut back = null_mut();
+    assert_eq!(
+        unsafe { ddl_params_load(b, file.as_ptr(), &mut back) },
+        DdlStatus::Ok
+    );
+    let mut again = 0.0;
+    let s = unsafe { ddl_evaluate(b, back, test, &mut again, null_mut(), null_mut()) };
+    assert_eq!(s, DdlStatus::Ok, "{}", last_error());
+    assert_eq!(again, acc);
+    // Fresh parameters carry no statistics: refused, naming the model.
+    let s = unsafe { ddl_evaluate(b, init, test, &mut again, null_mut(), null_mut()) };
+    assert_ne!(s, DdlStatus::Ok);
+    let msg = last_error();
+    assert!(
+        msg.contains("tiny-bn-1x8x8") && msg.contains("running statistics"),
+        "{msg}"
+    );
+    unsafe {
+        for p in [out, back, init] {
+            ddl_params_free(p);
+        }
+        ddl_train_config_free(c);
+        ddl_dataset_free(d);
+        ddl_dataset_free(test);
         ddl_bundle_free(b);
     }
 }

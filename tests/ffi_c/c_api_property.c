@@ -117,6 +117,7 @@
   X(ddl_train)                                                                               \
   X(ddl_evaluate)                                                                            \
   X(ddl_standard_evaluation)                                                                 \
+  X(ddl_standard_evaluation_augmented)                                                       \
   X(ddl_distill_config_new)                                                                  \
   X(ddl_distill_config_free)                                                                 \
   X(ddl_distill_config_describe)                                                             \
@@ -1486,6 +1487,33 @@ static void act_ddl_standard_evaluation(void) {
   DdlProgressFn f = pick_progress(&prog, PICK(uint64_t, 0, 1, 3, 10), fails_fast, &user);
   DdlStatus s = end(ddl_standard_evaluation(b, tr, te, runs, epochs, lr, pick_u64(), f, user, o));
   if (s == DDL_STATUS_OK) CHECK(runs > 0 && epochs > 0, "runs %zu epochs %llu accepted", runs, (unsigned long long)epochs);
+  check_progress(s, f, &prog, 1);
+  take_json(s, o != NULL, json, "out_json");
+}
+
+static void act_ddl_standard_evaluation_augmented(void) {
+  int bs, trs, tes;
+  char* json = SENT;
+  struct progress prog;
+  void* user = NULL;
+  size_t runs = small_size(1, 2);
+  uint64_t epochs = small_u64(1, 3);
+  float lr = rate(0.01f);
+  const char* strategy = PICK(const char*, NULL, "", "none", "flip", "crop_scale", "bogus", BAD_UTF8);
+  int bad_strategy = strategy != NULL && (strcmp(strategy, "bogus") == 0 || strategy == BAD_UTF8);
+  begin(ID_ddl_standard_evaluation_augmented);
+  const DdlBundle* b = HANDLE(T_BUNDLE, bs);
+  const DdlDataset* tr = HANDLE(T_DATASET, trs);
+  const DdlDataset* te = HANDLE(T_DATASET, tes);
+  char** o = OUT(&json);
+  int fails_fast = must_fail || runs == 0 || epochs == 0 || bad_strategy;
+  DdlProgressFn f = pick_progress(&prog, PICK(uint64_t, 0, 1, 3, 10), fails_fast, &user);
+  DdlStatus s = end(ddl_standard_evaluation_augmented(b, tr, te, runs, epochs, lr, pick_u64(), strategy, f,
+                                                      user, o));
+  if (s == DDL_STATUS_OK) {
+    CHECK(runs > 0 && epochs > 0, "runs %zu epochs %llu accepted", runs, (unsigned long long)epochs);
+    CHECK(!bad_strategy, "strategy \"%s\" accepted", strategy);
+  }
   check_progress(s, f, &prog, 1);
   take_json(s, o != NULL, json, "out_json");
 }

@@ -731,19 +731,31 @@ function evaluate(b::Bundle, p::Params, d::Dataset)
 end
 
 """
-    standard_evaluation(bundle, train_set, test_set; runs=5, epochs=300, lr=0.01, seed=0,
-                        progress=nothing) -> json
+    standard_evaluation(bundle, train_set, test_set; runs=5, epochs=nothing, lr=0.01, seed=0,
+                        augment=nothing, progress=nothing) -> json
 
 The standard evaluation protocol: `runs` fresh models trained on `train_set`, test accuracy
-as mean and std (JSON).
+as mean and std (JSON). `augment` is a DSA strategy applied to every minibatch (e.g.
+`"color_crop_cutout_flip_scale_rotate"`, as `ddlens eval --dsa`); `epochs` defaults to the
+protocol's 300, or 1000 with `augment`.
 """
 function standard_evaluation(b::Bundle, train_set::Dataset, test_set::Dataset; runs::Integer = 5,
-                             epochs::Integer = 300, lr::Real = 0.01, seed::Integer = 0, progress = nothing)
+                             epochs::Union{Integer,Nothing} = nothing, lr::Real = 0.01, seed::Integer = 0,
+                             augment::Union{AbstractString,Nothing} = nothing, progress = nothing)
+    epochs = something(epochs, augment === nothing ? 300 : 1000)
     state = ProgressState(progress, nothing)
     json = Ref{Ptr{UInt8}}(C_NULL)
-    status = GC.@preserve state ccall((:ddl_standard_evaluation, libddlens), UInt32,
-        (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, UInt64, Float32, UInt64, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
-        b, train_set, test_set, runs, epochs, lr, seed, progress_pointer(state), pointer_from_objref(state), json)
+    status = if augment === nothing
+        GC.@preserve state ccall((:ddl_standard_evaluation, libddlens), UInt32,
+            (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, UInt64, Float32, UInt64, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{UInt8}}),
+            b, train_set, test_set, runs, epochs, lr, seed, progress_pointer(state), pointer_from_objref(state), json)
+    else
+        GC.@preserve state ccall((:ddl_standard_evaluation_augmented, libddlens), UInt32,
+            (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, UInt64, Float32, UInt64, Cstring, Ptr{Cvoid}, Ptr{Cvoid},
+             Ptr{Ptr{UInt8}}),
+            b, train_set, test_set, runs, epochs, lr, seed, augment, progress_pointer(state), pointer_from_objref(state),
+            json)
+    end
     finish(state, status)
     return take_string(json[])
 end

@@ -130,6 +130,17 @@ def test_standard_evaluation_uses_the_sets_learned_lr(bundle, toy):
         ddlens.standard_evaluation(bundle, x, test_set)
 
 
+def test_standard_evaluation_with_dsa_is_each_run_trained_with_the_strategy(bundle, toy):
+    train_set, test_set = toy
+    r = ddlens.standard_evaluation(bundle, train_set, test_set, runs=2, epochs=3, seed=4, augment="flip_rotate")
+    for run, acc in enumerate(r["accuracies"]):
+        config = ddlens.TrainConfig.standard_eval(3, 0.01, len(train_set), 4 + run).set_dsa("flip_rotate")
+        params, _ = ddlens.train(bundle, ddlens.Params.init(bundle, 4 + run), train_set, config)
+        assert ddlens.evaluate(bundle, params, test_set)["accuracy"] == acc
+    with pytest.raises(ddlens.InvalidArgumentError, match="augment"):
+        ddlens.standard_evaluation(bundle, train_set, test_set, runs=1, epochs=1, augment="flip_sparkle")
+
+
 def test_distill_dm_and_random_with_progress_and_named_refusals(bundle, toy):
     train_set, _ = toy
     config = ddlens.DistillConfig("dm", 2, iterations=3, seed=1, batch_real=8)

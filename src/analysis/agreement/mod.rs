@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::report::plot::{BarChart, LineChart, Series};
 use crate::report::summary::{fixed, Summary, Table};
 use crate::stats::Interval;
-use crate::train::{evaluate, train, Control, StepContext, TrainConfig};
+use crate::train::{evaluate_with_state, train, Control, StepContext, TrainConfig};
 use crate::verdict::{Claim, Side, Verdict};
 
 mod pool;
@@ -388,7 +388,12 @@ pub fn agreement_from_pool(
                 &tc,
                 &mut [&mut hook],
             )?;
-            runs.push(evaluate(model, &trained.params, &test)?);
+            runs.push(evaluate_with_state(
+                model,
+                &trained.params,
+                &trained.state,
+                &test,
+            )?);
         }
         // Per test image, the fraction of matched pairs that predict it alike.
         let matched = |members: &[&PoolMember]| -> Result<(MatchedAgreement, Vec<f64>)> {

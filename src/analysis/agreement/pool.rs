@@ -12,7 +12,7 @@ use crate::bundle::Bundle;
 use crate::data::{fraction_per_class, uniform_fractions, Dataset};
 use crate::error::{Error, Result};
 pub use crate::shard::Shard;
-use crate::train::{evaluate, train, Control, RecordEval, StepContext, TrainConfig};
+use crate::train::{evaluate_with_state, train, Control, RecordEval, StepContext, TrainConfig};
 
 /// Format tag of pool files (safetensors metadata `format`).
 pub const POOL_FORMAT: &str = "ddlens-agreement-pool";
@@ -255,7 +255,7 @@ fn train_job(
                 &tc,
                 &mut [&mut hook],
             )?;
-            let e = evaluate(model, &out.params, test)?;
+            let e = evaluate_with_state(model, &out.params, &out.state, test)?;
             Ok(vec![PoolMember {
                 job: j,
                 step: out.steps,

@@ -117,6 +117,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "ddl_train": (STATUS, [c_void_p, c_void_p, c_void_p, c_void_p, PROGRESS_FN, c_void_p, P(c_void_p), P(c_void_p)]),
     "ddl_evaluate": (STATUS, [c_void_p, c_void_p, c_void_p, P(c_double), P(c_double), P(c_void_p)]),
     "ddl_standard_evaluation": (STATUS, [c_void_p, c_void_p, c_void_p, c_size_t, c_uint64, c_float, c_uint64, PROGRESS_FN, c_void_p, P(c_void_p)]),
+    "ddl_standard_evaluation_augmented": (STATUS, [c_void_p, c_void_p, c_void_p, c_size_t, c_uint64, c_float, c_uint64, c_char_p, PROGRESS_FN, c_void_p, P(c_void_p)]),
     "ddl_distill_config_new": (STATUS, [c_char_p, c_size_t, P(c_void_p)]),
     "ddl_distill_config_free": (None, [c_void_p]),
     "ddl_distill_config_describe": (STATUS, [c_void_p, P(c_void_p)]),

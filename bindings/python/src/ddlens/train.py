@@ -212,20 +212,24 @@ def standard_evaluation(
     train_set: Union[Dataset, Any],
     test_set: Dataset,
     runs: int = 5,
-    epochs: int = 300,
+    epochs: Optional[int] = None,
     lr: Optional[float] = None,
     seed: int = 0,
     progress: Optional[Progress] = None,
+    augment: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The standard evaluation: ``runs`` fresh models trained on ``train_set`` (SGD ``lr``,
     momentum 0.9, weight decay 5e-4, batch 256, ``epochs`` epochs, lr x0.1 at half), each
-    evaluated on ``test_set``; no augmentation.
+    evaluated on ``test_set``; run ``r`` seeded with ``seed + r``.
 
     Args:
         train_set: a :class:`Dataset` or a :class:`~ddlens.DistilledSet` (whose learned
             learning rate is used when ``lr`` is ``None``).
+        epochs: epochs per run; ``None`` = the protocol's: 300, or 1000 with ``augment``.
         lr: learning rate; ``None`` = the set's learned rate, else 0.01.
         progress: ``progress("evaluation", step, total)``, one count over all runs.
+        augment: a DSA strategy applied to every minibatch (``"color_crop_cutout_flip_scale_rotate"``
+            is the protocol's, as ``ddlens eval --dsa``); ``None`` trains on the plain images.
 
     Returns:
         ``{"label", "train_size", "accuracies": [...], "mean", "std"}``.
@@ -245,13 +249,14 @@ def standard_evaluation(
     lr = 0.01 if lr is None else _finite(lr, "lr")
     out = out_ptr()
     try:
-        call_with_progress(
-            "evaluation",
-            lib.ddl_standard_evaluation,
-            (bundle.ptr, data.ptr, test_set.ptr, uint(runs, "runs"), uint(epochs, "epochs"), lr, uint(seed, "seed")),
-            (byref(out),),
-            progress,
-        )
+        if epochs is None:
+            epochs = 300 if augment is None else 1000
+        args = (bundle.ptr, data.ptr, test_set.ptr, uint(runs, "runs"), uint(epochs, "epochs"), lr, uint(seed, "seed"))
+        if augment is None:
+            call_with_progress("evaluation", lib.ddl_standard_evaluation, args, (byref(out),), progress)
+        else:
+            call_with_progress("evaluation", lib.ddl_standard_evaluation_augmented,
+                               (*args, cstr(augment, "augment")), (byref(out),), progress)
     finally:
         if owned is not None:
             owned.close()

@@ -137,9 +137,9 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     )?;
     let train_secs = start.elapsed().as_secs_f64();
     bar.finish();
-    let eval = train::evaluate(&bundle, &out.params, &splits.test)?;
+    let eval = train::evaluate_with_state(&bundle, &out.params, &out.state, &splits.test)?;
     let params_path = args.out.join("params.safetensors");
-    train::save_params(&params_path, bundle.manifest(), &out.params)?;
+    train::save_model(&params_path, bundle.manifest(), &out.params, &out.state)?;
     let images_seen: usize = (out.log.len() - out.resumed_from)
         * config
             .batch_size
