@@ -8,7 +8,6 @@
 //! and `run`, the JSON fingerprint compared on resume. Values are stored bit for bit (f32
 //! little endian), so a resumed run continues from exactly the same numbers.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ndarray::{Array1, Array4, ArrayD, IxDyn};
@@ -18,6 +17,7 @@ use safetensors::SafeTensors;
 use super::synthetic::Synthetic;
 use crate::data::MAX_CLASSES;
 use crate::error::{Error, Result};
+use crate::io::checkpoint::{encode, f32s, i64s, Decoded, OwnedTensor};
 use crate::io::write_atomic;
 
 /// Value of the `format` metadata key.
@@ -53,62 +53,39 @@ impl Checkpoint {
     /// The safetensors encoding.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let syn = &self.synthetic;
-        let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
-            (
-                "syn.images".into(),
-                Dtype::F32,
+        let labels = syn.labels.len();
+        let mut tensors = vec![
+            OwnedTensor::f32(
+                "syn.images",
                 syn.images.shape().to_vec(),
-                f32_bytes(syn.images.iter()),
+                syn.images.iter().copied(),
             ),
-            (
-                "syn.labels".into(),
-                Dtype::I64,
-                vec![syn.labels.len()],
-                syn.labels.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-            (
-                "losses".into(),
-                Dtype::F32,
+            OwnedTensor::i64("syn.labels", vec![labels], syn.labels.iter().copied()),
+            OwnedTensor::f32(
+                "losses",
                 vec![self.losses.len()],
-                f32_bytes(self.losses.iter()),
+                self.losses.iter().copied(),
             ),
         ];
         if let Some(lr) = syn.lr {
-            owned.push((
-                "syn.lr".into(),
-                Dtype::F32,
-                vec![],
-                lr.to_le_bytes().to_vec(),
-            ));
+            tensors.push(OwnedTensor::f32("syn.lr", vec![], [lr]));
         }
         for (name, t) in &self.state {
-            owned.push((
-                format!("{STATE_PREFIX}{name}"),
-                Dtype::F32,
+            let name = format!("{STATE_PREFIX}{name}");
+            tensors.push(OwnedTensor::f32(
+                name,
                 t.shape().to_vec(),
-                f32_bytes(t.iter()),
+                t.iter().copied(),
             ));
         }
-        let views = owned
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                let view = TensorView::new(*dtype, shape.clone(), bytes)
-                    .map_err(|e| Error::invalid("checkpoint", format!("tensor `{name}`: {e}")))?;
-                Ok((name.clone(), view))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let meta: BTreeMap<String, String> = [
+        let meta = [
             ("format", CHECKPOINT_FORMAT.to_string()),
             ("version", CHECKPOINT_VERSION.to_string()),
             ("iteration", self.iteration.to_string()),
             ("num_classes", syn.num_classes.to_string()),
             ("run", self.fingerprint.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        crate::io::serialize_safetensors(views, &meta)
-            .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))
+        ];
+        encode(&tensors, &meta)
     }
 
     /// Reads a checkpoint; every problem is an error naming the file.
@@ -124,17 +101,8 @@ impl Checkpoint {
 
     /// Decodes [`Checkpoint::to_bytes`]; the error says what is wrong (without the file name).
     fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let key = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| format!("metadata key `{k}` is missing"))
-        };
-        if key("format")? != CHECKPOINT_FORMAT {
-            return Err(format!("format is not `{CHECKPOINT_FORMAT}`"));
-        }
+        let d = Decoded::new(bytes, CHECKPOINT_FORMAT)?;
+        let (st, key) = (&d.st, |k: &str| d.key(k));
         let version = key("version")?;
         if version != CHECKPOINT_VERSION {
             return Err(format!(
@@ -149,14 +117,13 @@ impl Checkpoint {
                 "metadata `num_classes` is {num_classes}, expected 1..={MAX_CLASSES}"
             ));
         }
-        let fingerprint: serde_json::Value =
-            serde_json::from_str(&key("run")?).map_err(|e| format!("metadata `run`: {e}"))?;
+        let fingerprint = d.fingerprint()?;
 
-        let images = f32_tensor(&st, "syn.images")?;
+        let images = f32_tensor(st, "syn.images")?;
         let images: Array4<f32> = images
             .into_dimensionality()
             .map_err(|_| "tensor `syn.images` is not rank 4".to_string())?;
-        let labels = i64_tensor(&st, "syn.labels")?;
+        let labels = i64_tensor(st, "syn.labels")?;
         if labels.len() != images.dim().0 {
             return Err("`syn.labels` and `syn.images` differ in length".into());
         }
@@ -164,10 +131,10 @@ impl Checkpoint {
             return Err(format!("a label is outside [0, {num_classes})"));
         }
         let lr = match st.names().contains(&"syn.lr") {
-            true => f32_tensor(&st, "syn.lr")?.iter().next().copied(),
+            true => f32_tensor(st, "syn.lr")?.iter().next().copied(),
             false => None,
         };
-        let losses = f32_tensor(&st, "losses")?.into_iter().collect::<Vec<_>>();
+        let losses = f32_tensor(st, "losses")?.into_iter().collect::<Vec<_>>();
         if losses.len() != iteration {
             return Err(format!(
                 "{} losses logged for {iteration} iterations",
@@ -179,7 +146,7 @@ impl Checkpoint {
         let state = names
             .into_iter()
             .filter_map(|n| n.strip_prefix(STATE_PREFIX).map(|short| (n, short)))
-            .map(|(n, short)| Ok((short.to_string(), f32_tensor(&st, n)?)))
+            .map(|(n, short)| Ok((short.to_string(), f32_tensor(st, n)?)))
             .collect::<std::result::Result<Vec<_>, String>>()?;
         Ok(Checkpoint {
             iteration,
@@ -201,10 +168,6 @@ fn parse<T: std::str::FromStr>(s: &str, key: &str) -> std::result::Result<T, Str
         .map_err(|_| format!("metadata `{key}` is `{s}`, not a number"))
 }
 
-fn f32_bytes<'a>(values: impl Iterator<Item = &'a f32>) -> Vec<u8> {
-    values.flat_map(|v| v.to_le_bytes()).collect()
-}
-
 fn tensor<'a>(
     st: &SafeTensors<'a>,
     name: &str,
@@ -224,12 +187,8 @@ fn tensor<'a>(
 
 fn f32_tensor(st: &SafeTensors, name: &str) -> std::result::Result<ArrayD<f32>, String> {
     let t = tensor(st, name, Dtype::F32)?;
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(t.shape()), values).map_err(|e| format!("tensor `{name}`: {e}"))
+    ArrayD::from_shape_vec(IxDyn(t.shape()), f32s(t.data()))
+        .map_err(|e| format!("tensor `{name}`: {e}"))
 }
 
 fn i64_tensor(st: &SafeTensors, name: &str) -> std::result::Result<Array1<i64>, String> {
@@ -237,8 +196,5 @@ fn i64_tensor(st: &SafeTensors, name: &str) -> std::result::Result<Array1<i64>, 
     if t.shape().len() != 1 {
         return Err(format!("tensor `{name}` is not rank 1"));
     }
-    Ok(t.data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect())
+    Ok(Array1::from(i64s(t.data())))
 }

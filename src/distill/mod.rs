@@ -24,7 +24,6 @@ mod method;
 mod mtt;
 mod random;
 mod runner;
-pub(crate) use runner::differences as json_differences;
 mod synthetic;
 mod unroll;
 

@@ -20,6 +20,7 @@ use super::synthetic::Synthetic;
 use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::io::checkpoint::{require_checkpoint, require_same_settings};
 use crate::progress::Progress;
 
 /// How to run a method.
@@ -173,28 +174,10 @@ fn load_for_resume(
     syn: &Synthetic,
     iterations: usize,
 ) -> Result<Checkpoint> {
-    if !path.is_file() {
-        return Err(Error::invalid(
-            "resume",
-            format!(
-                "no checkpoint at {}; run without --resume to start",
-                path.display()
-            ),
-        ));
-    }
+    require_checkpoint(path)?;
     let ckpt = Checkpoint::read(path)?;
+    require_same_settings(path, &ckpt.fingerprint, fingerprint)?;
     let origin = || path.display().to_string();
-    let diffs = differences(&ckpt.fingerprint, fingerprint, "");
-    if !diffs.is_empty() {
-        return Err(Error::Data {
-            origin: origin(),
-            message: format!(
-                "was written by a run with other settings ({}); resume with the same \
-                 settings, or delete the checkpoint to start over",
-                diffs.join("; ")
-            ),
-        });
-    }
     if ckpt.synthetic.labels != syn.labels {
         return Err(Error::Data {
             origin: origin(),
@@ -211,30 +194,6 @@ fn load_for_resume(
         });
     }
     Ok(ckpt)
-}
-
-/// `key: checkpoint X, now Y` for every differing leaf of two JSON objects.
-pub(crate) fn differences(old: &Value, new: &Value, prefix: &str) -> Vec<String> {
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter()
-                .flat_map(|k| {
-                    let name = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    let null = Value::Null;
-                    differences(a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null), &name)
-                })
-                .collect()
-        }
-        _ if old == new => Vec::new(),
-        _ => vec![format!("{prefix}: checkpoint {old}, now {new}")],
-    }
 }
 
 fn check_finite(method: &str, it: usize, loss: f32, syn: &Synthetic) -> Result<()> {

@@ -2,6 +2,7 @@
 //! real name, and deterministic safetensors encoding. Every file ddlens writes goes through
 //! here: sets, parameters, checkpoints, expert states, logs, results, figures.
 
+pub(crate) mod checkpoint;
 mod safetensors;
 
 pub(crate) use self::safetensors::serialize as serialize_safetensors;

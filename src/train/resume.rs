@@ -16,11 +16,9 @@
 //! bundles had state, reads as a checkpoint without `state`), `epoch` (epochs finished), the
 //! two streams' word positions, and `run`, the JSON fingerprint of the run compared on resume.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
+use safetensors::tensor::Dtype;
 use serde_json::{json, Value};
 
 use super::config::TrainConfig;
@@ -28,6 +26,8 @@ use super::trainer::StepLog;
 use crate::bundle::{Bundle, ParamSpec, Params};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::io::checkpoint::{self, f32s, i64s, require_checkpoint, require_same_settings};
+use crate::io::checkpoint::{Decoded, OwnedTensor};
 
 /// Value of the `format` metadata key.
 pub const TRAIN_CHECKPOINT_FORMAT: &str = "ddlens-train-checkpoint";
@@ -126,79 +126,34 @@ impl TrainCheckpoint {
 }
 
 fn encode(state: &TrainCheckpoint) -> Result<Vec<u8>> {
-    let f32s =
-        |v: &mut dyn Iterator<Item = f32>| -> Vec<u8> { v.flat_map(|x| x.to_le_bytes()).collect() };
-    let i64s =
-        |v: &mut dyn Iterator<Item = i64>| -> Vec<u8> { v.flat_map(|x| x.to_le_bytes()).collect() };
-    let mut owned: Vec<(&str, Dtype, usize, Vec<u8>)> = vec![
-        (
-            "params",
-            Dtype::F32,
-            state.params.numel(),
-            f32s(&mut state.params.to_flat().into_iter()),
-        ),
-        (
+    let flat = |name: &str, p: &Params| OwnedTensor::f32(name, vec![p.numel()], p.to_flat());
+    let n = state.log.len();
+    let mut tensors = vec![
+        flat("params", &state.params),
+        OwnedTensor::i64(
             "order",
-            Dtype::I64,
-            state.order.len(),
-            i64s(&mut state.order.iter().map(|&i| i as i64)),
+            vec![state.order.len()],
+            state.order.iter().map(|&i| i as i64),
         ),
-        (
-            "losses",
-            Dtype::F32,
-            state.log.len(),
-            f32s(&mut state.log.iter().map(|s| s.loss)),
-        ),
-        (
-            "lrs",
-            Dtype::F32,
-            state.log.len(),
-            f32s(&mut state.log.iter().map(|s| s.lr)),
-        ),
-        (
-            "epochs",
-            Dtype::I64,
-            state.log.len(),
-            i64s(&mut state.log.iter().map(|s| s.epoch as i64)),
-        ),
+        OwnedTensor::f32("losses", vec![n], state.log.iter().map(|s| s.loss)),
+        OwnedTensor::f32("lrs", vec![n], state.log.iter().map(|s| s.lr)),
+        OwnedTensor::i64("epochs", vec![n], state.log.iter().map(|s| s.epoch as i64)),
     ];
     if let Some(v) = &state.velocity {
-        owned.push((
-            "velocity",
-            Dtype::F32,
-            v.numel(),
-            f32s(&mut v.to_flat().into_iter()),
-        ));
+        tensors.push(flat("velocity", v));
     }
     if !state.state.is_empty() {
-        owned.push((
-            "state",
-            Dtype::F32,
-            state.state.numel(),
-            f32s(&mut state.state.to_flat().into_iter()),
-        ));
+        tensors.push(flat("state", &state.state));
     }
-    let views = owned
-        .iter()
-        .map(|(name, dtype, len, bytes)| {
-            TensorView::new(*dtype, vec![*len], bytes)
-                .map(|v| (name.to_string(), v))
-                .map_err(|e| Error::invalid("checkpoint", format!("tensor `{name}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta: BTreeMap<String, String> = [
+    let meta = [
         ("format", TRAIN_CHECKPOINT_FORMAT.to_string()),
         ("version", VERSION.to_string()),
         ("epoch", state.epoch.to_string()),
         ("rng_pos", state.rng_pos.to_string()),
         ("aug_rng_pos", state.aug_rng_pos.to_string()),
         ("run", state.fingerprint.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    crate::io::serialize_safetensors(views, &meta)
-        .map_err(|e| Error::invalid("checkpoint", format!("cannot encode: {e}")))
+    ];
+    checkpoint::encode(&tensors, &meta)
 }
 
 /// The checkpoint at `path` for a run with `fingerprint` over `data_len` examples and
@@ -209,28 +164,10 @@ pub(crate) fn load_for_resume(
     bundle: &Bundle,
     data_len: usize,
 ) -> Result<TrainCheckpoint> {
-    if !path.is_file() {
-        return Err(Error::invalid(
-            "resume",
-            format!(
-                "no checkpoint at {}; run without --resume to start",
-                path.display()
-            ),
-        ));
-    }
+    require_checkpoint(path)?;
     let m = bundle.manifest();
     let ckpt = TrainCheckpoint::read(path, &m.params, &m.state, data_len)?;
-    let diffs = crate::distill::json_differences(&ckpt.fingerprint, fingerprint, "");
-    if !diffs.is_empty() {
-        return Err(Error::Data {
-            origin: path.display().to_string(),
-            message: format!(
-                "was written by a run with other settings ({}); resume with the same \
-                 settings, or delete the checkpoint to start over",
-                diffs.join("; ")
-            ),
-        });
-    }
+    require_same_settings(path, &ckpt.fingerprint, fingerprint)?;
     Ok(ckpt)
 }
 
@@ -241,17 +178,8 @@ fn decode(
     state_specs: &[ParamSpec],
     data_len: usize,
 ) -> std::result::Result<TrainCheckpoint, String> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    let key = |k: &str| {
-        meta.get(k)
-            .cloned()
-            .ok_or_else(|| format!("metadata key `{k}` is missing"))
-    };
-    if key("format")? != TRAIN_CHECKPOINT_FORMAT {
-        return Err(format!("format is not `{TRAIN_CHECKPOINT_FORMAT}`"));
-    }
+    let d = Decoded::new(bytes, TRAIN_CHECKPOINT_FORMAT)?;
+    let (st, key) = (&d.st, |k: &str| d.key(k));
     let version = key("version")?;
     if version != VERSION && version != VERSION_WITHOUT_STATE {
         return Err(format!(
@@ -263,8 +191,7 @@ fn decode(
             .parse()
             .map_err(|_| format!("metadata `{k}` is not a count"))
     };
-    let fingerprint: Value =
-        serde_json::from_str(&key("run")?).map_err(|e| format!("metadata `run`: {e}"))?;
+    let fingerprint = d.fingerprint()?;
     let tensor = |name: &str, dtype: Dtype| -> std::result::Result<Option<Vec<u8>>, String> {
         match st.tensor(name) {
             Ok(t) if t.dtype() == dtype && t.shape().len() == 1 => Ok(Some(t.data().to_vec())),
@@ -278,22 +205,12 @@ fn decode(
     };
     let needed =
         |name: &str, dtype| tensor(name, dtype)?.ok_or(format!("tensor `{name}` is missing"));
-    let f32s = |b: Vec<u8>| -> Vec<f32> {
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
-    let i64s = |b: Vec<u8>| -> Vec<i64> {
-        b.chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
-    };
     let params_of = |v: Vec<f32>, name: &str| {
         Params::from_flat(specs, &v).map_err(|e| format!("tensor `{name}`: {e}"))
     };
-    let params = params_of(f32s(needed("params", Dtype::F32)?), "params")?;
+    let params = params_of(f32s(&needed("params", Dtype::F32)?), "params")?;
     let velocity = tensor("velocity", Dtype::F32)?
-        .map(|b| params_of(f32s(b), "velocity"))
+        .map(|b| params_of(f32s(&b), "velocity"))
         .transpose()?;
     let state = match tensor("state", Dtype::F32)? {
         Some(_) if version == VERSION_WITHOUT_STATE => {
@@ -303,12 +220,12 @@ fn decode(
             return Err("tensor `state` for a model without state".into())
         }
         Some(b) => {
-            Params::from_flat(state_specs, &f32s(b)).map_err(|e| format!("tensor `state`: {e}"))?
+            Params::from_flat(state_specs, &f32s(&b)).map_err(|e| format!("tensor `state`: {e}"))?
         }
         None if state_specs.is_empty() => Params::empty(),
         None => return Err("tensor `state` (the BatchNorm running statistics) is missing".into()),
     };
-    let order = i64s(needed("order", Dtype::I64)?);
+    let order = i64s(&needed("order", Dtype::I64)?);
     let mut seen = vec![false; data_len];
     for &i in &order {
         match usize::try_from(i).ok().filter(|&i| i < data_len) {
@@ -327,10 +244,10 @@ fn decode(
         ));
     }
     let (losses, lrs) = (
-        f32s(needed("losses", Dtype::F32)?),
-        f32s(needed("lrs", Dtype::F32)?),
+        f32s(&needed("losses", Dtype::F32)?),
+        f32s(&needed("lrs", Dtype::F32)?),
     );
-    let epochs = i64s(needed("epochs", Dtype::I64)?);
+    let epochs = i64s(&needed("epochs", Dtype::I64)?);
     if lrs.len() != losses.len() || epochs.len() != losses.len() {
         return Err("`losses`, `lrs` and `epochs` differ in length".into());
     }
