@@ -5,7 +5,8 @@ Pipeline for one role (tracing in :mod:`.tracing`):
 1. ``torch.export.export`` re-traces the symbolic ATen graph with only the batch dimension
    dynamic (all other sizes become constants again);
 2. the exporter's opaque ops are lowered to ATen (:func:`.decompositions.lowering_table`);
-3. ``torch.onnx.export`` translates to ONNX (opset 18) with the format's tensor names;
+3. ``torch.onnx.export`` translates to ONNX (opset 18) with the format's tensor names, with
+   the faster translations of :mod:`.translations` for the ops they cover;
 4. the model loses torch.onnx's debug metadata, is saved as one self-contained file and is
    checked: ``onnx.checker``, tensor names, a dynamic batch dimension.
 """
@@ -35,6 +36,7 @@ from .manifest import apply_batchnorm, build_manifest, norm_state, param_specs, 
 from .optimize import check_level, light_optimize
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer
+from .translations import translation_table
 
 OPSET = 18
 
@@ -93,6 +95,7 @@ def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names
         program = torch.onnx.export(
             exported, tuple(args), dynamo=True, input_names=input_names, output_names=output_names,
             opset_version=opset, external_data=False, optimize=optimize == "full",
+            custom_translation_table=translation_table(),
         )
         if optimize == "light":
             light_optimize(program.model)

@@ -5,6 +5,7 @@ import json
 
 import onnx
 import pytest
+import torch
 from torch import nn
 
 from ddlens_exporter.check import check_bundle
@@ -140,3 +141,30 @@ def test_light_optimization_keeps_every_role_exact(export_root):
     spec.optimize = "fast"
     with pytest.raises(ValueError, match="--optimize: unknown level 'fast'"):
         export_bundle(model, spec, export_root / "zoo-bad", log=lambda *_: None)
+
+
+def test_group_norm_translation(export_root):
+    """Group norm through the exporter's translation (:mod:`ddlens_exporter.translations`),
+    in all three forms: one group per channel without affine, fewer groups than channels
+    (the broadcast affine), and one group per channel with affine (folded into
+    ``InstanceNormalization``). Every role matches PyTorch; ``forward`` normalises each
+    per-channel norm with one ``InstanceNormalization`` and the grouped one with one
+    ``LayerNormalization``, and ``grad`` takes every norm's statistics from one
+    ``LayerNormalization`` (no ``ReduceMean`` passes)."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(4, 4, affine=False), nn.Tanh(),
+        nn.Conv2d(4, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 4, 3, padding=1), nn.GroupNorm(4, 4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():  # non-trivial affines, so a dropped scale or shift shows
+        for norm in (model[4], model[8]):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    spec = BundleSpec(name="gn", input_shape=(1, 8, 8), num_classes=3, normalization=parse_normalization("none", 1))
+    export_bundle(model, spec, export_root / "gn", log=lambda *_: None)
+    mismatches = check_bundle(export_root / "gn", model, batches=(3, 7), draws=1)
+    assert not mismatches, "\n".join(map(str, mismatches))
+    ops = [n.op_type for n in onnx.load(str(export_root / "gn" / "forward.onnx")).graph.node]
+    assert ops.count("InstanceNormalization") == 2  # the per-channel norms, affine included
+    assert ops.count("LayerNormalization") == 1 and "ReduceMean" not in ops  # GroupNorm(2, 6)
+    grad_ops = [n.op_type for n in onnx.load(str(export_root / "gn" / "grad.onnx")).graph.node]
+    assert grad_ops.count("LayerNormalization") == 3 and "ReduceMean" not in grad_ops
