@@ -212,6 +212,7 @@ fn check_npy_sizes(bytes: &[u8]) -> Result<(), String> {
             bytes.len()
         ));
     }
+    check_header_nesting(&bytes[8 + len_bytes..data_start])?;
     let mut head = &bytes[..data_start];
     let Ok(header) = Header::from_reader(&mut head) else {
         // ndarray-npy reports the parse error itself.
@@ -235,6 +236,34 @@ fn check_npy_sizes(bytes: &[u8]) -> Result<(), String> {
             header.shape
         )),
     }
+}
+
+/// Deepest bracket nesting an `.npy` header may have. NumPy writes depth 2 (`{'shape': (..)}`);
+/// structured dtypes add a few levels. ndarray-npy parses the header with a backtracking
+/// (pest) grammar whose time grows exponentially with the nesting: a 145-byte file with 50
+/// nested `[` ran past libFuzzer's 10-second limit (`fuzz/regressions/distilled_npy/timeout-*`).
+const MAX_HEADER_NESTING: usize = 8;
+
+/// Refuses a header whose brackets nest deeper than [`MAX_HEADER_NESTING`], before it reaches
+/// the parser.
+fn check_header_nesting(header: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!(
+                        "the .npy header nests brackets more than {MAX_HEADER_NESTING} deep; \
+                         NumPy's headers nest 2 to 4 deep, so this is not an array NumPy wrote"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn npy_failure(e: ReadNpyError) -> Failure {

@@ -218,6 +218,38 @@ fn npy_pair_import_converts_float64_and_int32() {
     assert!(msg.contains("10 images but 9 labels"), "{msg}");
 }
 
+/// A header nesting brackets deeper than any NumPy writes is refused, naming the file
+/// (ndarray-npy's header parser takes exponential time in the nesting depth; a fuzzer's
+/// 145-byte file with 50 levels ran past 10 s).
+#[test]
+fn npy_header_nesting_deep_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, lab) = (dir.path().join("images.npy"), dir.path().join("labels.npy"));
+    write_npy(&lab, &labels(1)).unwrap();
+    let shape = format!("{}(1, 1, 2, 2){}", "[".repeat(40), "]".repeat(40));
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    bytes.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&img, bytes).unwrap();
+    // The message comes from the check that runs before the parser, so the parser never ran.
+    let msg = err_text(DistilledSet::import_npy(
+        &img,
+        &lab,
+        None,
+        Default::default(),
+    ));
+    assert!(
+        msg.contains("images.npy") && msg.contains("nests brackets"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn npz_import_stored_and_compressed_with_lr() {
     let dir = tempfile::tempdir().unwrap();
