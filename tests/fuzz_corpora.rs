@@ -165,21 +165,6 @@ mod seeds {
         std::fs::write(dir.join(name), data).unwrap();
     }
 
-    /// An `.npy` file of `descr` and `shape` (a Python tuple) with `data` after the header.
-    fn npy_raw(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut dict =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + dict.len() + 1) % 64 != 0 {
-            dict.push(' ');
-        }
-        dict.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        out.extend_from_slice(dict.as_bytes());
-        out.extend_from_slice(data);
-        out
-    }
-
     fn safetensors(
         tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
         meta: &[(&str, &str)],
@@ -211,7 +196,7 @@ mod seeds {
         // read (abort); so was a format-2 header length of 4 GiB.
         let one_image = npy(&images(1, 1, 2));
         let label0 = npy(&Array1::from(vec![0i64]));
-        let huge = npy_raw("<f4", "(1099511627776, 1, 1, 1)", &[]);
+        let huge = super::common::npy_raw("<f4", "(1099511627776, 1, 1, 1)", &[]);
         regression(
             "distilled_npy",
             "npy-huge-shape",
@@ -226,7 +211,8 @@ mod seeds {
             &targets::join(&long_header, &label0),
         );
         // A zero-sized array whose other dimensions overflow: ndarray-npy's `unwrap` panicked.
-        let zero_by_huge = npy_raw("<f4", "(0, 1099511627776, 1099511627776, 1)", &[]);
+        let zero_by_huge =
+            super::common::npy_raw("<f4", "(0, 1099511627776, 1099511627776, 1)", &[]);
         regression(
             "distilled_npy",
             "npy-zero-by-huge",
@@ -241,7 +227,7 @@ mod seeds {
         );
         // A header whose brackets nest 50 deep: ndarray-npy's backtracking header parser took
         // longer than libFuzzer's 10 s (found by fuzzing); now refused before parsing.
-        let nested = npy_raw(
+        let nested = super::common::npy_raw(
             "<f4",
             &format!("{}(1,){}", "[".repeat(50), "]".repeat(50)),
             &[],

@@ -211,3 +211,18 @@ pub fn toy_set() -> ddlens::analysis::NamedSet {
         lr: Some(0.05),
     }
 }
+
+/// An `.npy` file (format 1) of `descr` and `shape` (written into the header as given, e.g. a
+/// Python tuple) with `data` after the header: for hand-made hostile headers.
+pub fn npy_raw(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
