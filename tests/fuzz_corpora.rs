@@ -42,9 +42,14 @@ fn body(target: &str) -> fn(&[u8]) -> bool {
         .1
 }
 
+/// libFuzzer's `-timeout` in `scripts/fuzz`: an input that once ran past it (a `timeout-*`
+/// regression) must now finish well inside it.
+const FUZZ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs every corpus and regression file of `target` through its body; the corpus must not
-/// be empty. A panic names the file; so does a `seed-*` file the reader refuses or a `bad-*`
-/// file it accepts (other names, e.g. what fuzzing added, may go either way).
+/// be empty. A panic names the file; so does a `seed-*` file the reader refuses, a `bad-*`
+/// file it accepts (other names, e.g. what fuzzing added, may go either way), and a
+/// `timeout-*` file that still takes the fuzzer's time limit.
 fn replay(target: &str) {
     let run = body(target);
     let corpus = files(&fuzz_dir().join("corpus").join(target));
@@ -56,10 +61,19 @@ fn replay(target: &str) {
     let regressions = files(&fuzz_dir().join("regressions").join(target));
     for file in corpus.iter().chain(&regressions) {
         let data = std::fs::read(file).unwrap();
+        let started = std::time::Instant::now();
         let Ok(accepted) = std::panic::catch_unwind(|| run(&data)) else {
             panic!("{target} panics on {}", file.display());
         };
+        let took = started.elapsed();
         let name = file.file_name().unwrap().to_string_lossy();
+        if name.starts_with("timeout-") {
+            assert!(
+                took < FUZZ_TIMEOUT,
+                "{target} still takes {took:?} on {} (the fuzzer's limit is {FUZZ_TIMEOUT:?})",
+                file.display()
+            );
+        }
         if name.starts_with("seed-") {
             assert!(accepted, "{target} refuses the seed {}", file.display());
         }
