@@ -49,7 +49,7 @@ const FUZZ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Runs every corpus and regression file of `target` through its body; the corpus must not
 /// be empty. A panic names the file; so does a `seed-*` file the reader refuses, a `bad-*`
 /// file it accepts (other names, e.g. what fuzzing added, may go either way), and a
-/// `timeout-*` file that still takes the fuzzer's time limit.
+/// `timeout-*` or `slow-unit-*` file that still takes the fuzzer's time limit.
 fn replay(target: &str) {
     let run = body(target);
     let corpus = files(&fuzz_dir().join("corpus").join(target));
@@ -67,7 +67,7 @@ fn replay(target: &str) {
         };
         let took = started.elapsed();
         let name = file.file_name().unwrap().to_string_lossy();
-        if name.starts_with("timeout-") {
+        if name.starts_with("timeout-") || name.starts_with("slow-unit-") {
             assert!(
                 took < FUZZ_TIMEOUT,
                 "{target} still takes {took:?} on {} (the fuzzer's limit is {FUZZ_TIMEOUT:?})",

@@ -239,10 +239,13 @@ fn check_npy_sizes(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Deepest bracket nesting an `.npy` header may have. NumPy writes depth 2 (`{'shape': (..)}`);
-/// structured dtypes add a few levels. ndarray-npy parses the header with a backtracking
-/// (pest) grammar whose time grows exponentially with the nesting: a 145-byte file with 50
-/// nested `[` ran past libFuzzer's 10-second limit (`fuzz/regressions/distilled_npy/timeout-*`).
-const MAX_HEADER_NESTING: usize = 8;
+/// a structured dtype's field with a shape makes 4 (`{'descr': [('f', '<f4', (2,))]}`), and
+/// ddlens reads plain arrays only. ndarray-npy parses the header with a backtracking (pest)
+/// grammar whose time grows exponentially with the nesting: a 145-byte file with 50 nested
+/// `[` ran past libFuzzer's 10-second limit, and under the first limit here, 8, a 140-byte
+/// header nesting exactly 8 deep still took 10 s in the fuzzer
+/// (`fuzz/regressions/distilled_npy/timeout-*`, `slow-unit-*`).
+const MAX_HEADER_NESTING: usize = 4;
 
 /// Refuses a header whose brackets nest deeper than [`MAX_HEADER_NESTING`], before it reaches
 /// the parser.

@@ -226,20 +226,23 @@ fn npy_header_nesting_deep_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (img, lab) = (dir.path().join("images.npy"), dir.path().join("labels.npy"));
     write_npy(&lab, &labels(1)).unwrap();
-    let shape = format!("{}(1, 1, 2, 2){}", "[".repeat(40), "]".repeat(40));
-    let bytes = crate::common::npy_raw("<f4", &shape, &[0u8; 16]);
-    std::fs::write(&img, bytes).unwrap();
-    // The message comes from the check that runs before the parser, so the parser never ran.
-    let msg = err_text(DistilledSet::import_npy(
-        &img,
-        &lab,
-        None,
-        Default::default(),
-    ));
-    assert!(
-        msg.contains("images.npy") && msg.contains("nests brackets"),
-        "{msg}"
-    );
+    // 40 deep, and 5 (one past the limit: the header's own `{` and `(` and three `[`).
+    for depth in [40, 3] {
+        let shape = format!("{}(1, 1, 2, 2){}", "[".repeat(depth), "]".repeat(depth));
+        let bytes = crate::common::npy_raw("<f4", &shape, &[0u8; 16]);
+        std::fs::write(&img, bytes).unwrap();
+        // The message comes from the check that runs before the parser, so it never ran.
+        let msg = err_text(DistilledSet::import_npy(
+            &img,
+            &lab,
+            None,
+            Default::default(),
+        ));
+        assert!(
+            msg.contains("images.npy") && msg.contains("nests brackets"),
+            "{msg}"
+        );
+    }
 }
 
 #[test]
