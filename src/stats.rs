@@ -140,8 +140,8 @@ impl Interval {
         }
     }
 
-    /// `estimate ± half` as text with `digits` decimals and n: `0.712 ± 0.013 (n = 5)`, or
-    /// `0.712 (n = 1, no interval)`.
+    /// The estimate and its interval as text with `digits` decimals and n:
+    /// `0.712 [0.699, 0.725] (n = 5)`, or `0.712 (n = 1, no interval)`.
     pub fn display(&self, digits: usize) -> String {
         if self.lo.is_finite() && self.hi.is_finite() {
             format!(
