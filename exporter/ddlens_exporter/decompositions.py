@@ -590,6 +590,16 @@ def twice_differentiable_table(grad_weight_impl: str = "matmul") -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def native_group_norm_backward(grad_out, inp, mean, rstd, weight, n, c, hxw, group, output_mask):
+    """Kept as one op when every channel is its own group of a 2-D activation (ONNX: the
+    fused ``ai.ddlens::InstanceNormBackward``, :mod:`.fused`); other cases get PyTorch's
+    decomposition."""
+    if group == c and inp.dim() == 4:
+        return NotImplemented
+    return _stock.native_group_norm_backward(grad_out, inp, mean, rstd, weight, n, c, hxw, group,
+                                             output_mask)
+
+
 def decomposition_table(grad_weight_impl: str = "matmul") -> dict:
     """PyTorch's core-ATen decompositions plus the backward-op rewrites of this module.
 
@@ -600,6 +610,7 @@ def decomposition_table(grad_weight_impl: str = "matmul") -> dict:
     table[aten.avg_pool2d_backward.default] = avg_pool2d_backward
     table[aten.max_pool2d_with_indices_backward.default] = max_pool2d_with_indices_backward
     table[aten.slice_backward.default] = slice_backward
+    table[aten.native_group_norm_backward.default] = native_group_norm_backward
     table[aten._adaptive_avg_pool2d.default] = adaptive_avg_pool2d
     table[aten._adaptive_avg_pool2d_backward.default] = adaptive_avg_pool2d_backward
     table[aten.adaptive_max_pool2d.default] = adaptive_max_pool2d

@@ -33,7 +33,7 @@ from .decompositions import lowering_table
 from .diagnose import explain
 from . import running_stats as rs
 from .manifest import apply_batchnorm, build_manifest, norm_state, param_specs, uses_batch_statistics
-from .optimize import check_level, light_optimize
+from .optimize import check_level, full_optimize, light_optimize
 from .roles import ROLE_NAMES, FunctionalModel, Roles, io_names
 from .tracing import StagedTracer
 from .translations import translation_table
@@ -78,6 +78,29 @@ def _quiet():
     return stack
 
 
+@contextlib.contextmanager
+def _no_conversion_to_the_same_opset():
+    """``torch.onnx.export`` converts every model to ``opset_version`` with onnxscript's
+    version converter, which first inlines every model-local function, even when the model is
+    at that opset already (torch 2.15, onnxscript 0.7.2). ddlens's fused ops must stay
+    functions (:mod:`.fused`), and torchlib writes opset 18 (:data:`OPSET`), so here the
+    conversion is skipped when it has nothing to convert."""
+    from onnxscript._framework_apis import torch_2_11 as apis
+
+    original = apis.convert_version
+
+    def convert_version(model, target_version: int):
+        if model.opset_imports.get("") == target_version:
+            return model
+        return original(model, target_version)
+
+    apis.convert_version = convert_version
+    try:
+        yield
+    finally:
+        apis.convert_version = original
+
+
 def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names: list[str],
                  output_names: list[str], batched: list[bool], path: Path, opset: int = OPSET,
                  optimize: str = "full") -> onnx.ModelProto:
@@ -86,7 +109,7 @@ def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names
     check_level(optimize)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dynamic_shapes = tuple({0: batch} if b else None for b in batched)
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, _quiet(), _no_conversion_to_the_same_opset():
         tmp_path = Path(tmp) / "graph.onnx"
         # torch.export re-traces the graph with only the batch dynamic (other sizes become
         # constants again); then the exporter's opaque ops are lowered to ATen.
@@ -94,11 +117,10 @@ def export_graph(gm: torch.fx.GraphModule, args: list[torch.Tensor], input_names
         exported = exported.run_decompositions(lowering_table())
         program = torch.onnx.export(
             exported, tuple(args), dynamo=True, input_names=input_names, output_names=output_names,
-            opset_version=opset, external_data=False, optimize=optimize == "full",
+            opset_version=opset, external_data=False, optimize=False,
             custom_translation_table=translation_table(),
         )
-        if optimize == "light":
-            light_optimize(program.model)
+        (full_optimize if optimize == "full" else light_optimize)(program.model)
         program.save(str(tmp_path), external_data=False)
         model = onnx.load(str(tmp_path), load_external_data=True)
     _check_io(model, input_names, output_names, batched, path)

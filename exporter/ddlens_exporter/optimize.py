@@ -2,6 +2,7 @@
 
 ``full`` is what ``torch.onnx.export(optimize=True)`` does: onnxscript's constant folding and
 clean-up passes *plus* its pattern rewriter (the default rewrite rules and the ONNX fusions).
+Both levels inline every local function except ddlens's fused ops (:mod:`.fused`).
 The rewriter matches every rule at every node, again after each change, and that cost grows
 faster than the graph: profiled on ResNet-18 (1x28x28, `forward` + `grad`, 2-core machine
 under load), 460 s of a 773 s export were spent in the rewriter's matcher (385,715 tries),
@@ -18,7 +19,11 @@ from __future__ import annotations
 
 import onnx_ir as ir
 import onnx_ir.passes.common as common_passes
+import onnxscript.optimizer
 from onnxscript.optimizer import _constant_folding
+from onnxscript.rewriter import onnx_fusions
+
+from .fused import DDLENS
 
 #: The ``--optimize`` choices, the default first.
 OPTIMIZE_LEVELS = ("full", "light")
@@ -29,6 +34,20 @@ def check_level(level: str) -> str:
     if level not in OPTIMIZE_LEVELS:
         raise ValueError(f"--optimize: unknown level {level!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}")
     return level
+
+
+def keeps_fused_ops(model: ir.Model) -> None:
+    """Inlines every local function but ddlens's fused ops (:mod:`.fused`), in place: those
+    stay function calls, for ddlens's kernels to run."""
+    common_passes.InlinePass(criteria=lambda f: f.domain != DDLENS.domain)(model)
+
+
+def full_optimize(model: ir.Model) -> None:
+    """What ``torch.onnx.export(optimize=True)`` does (onnxscript's ``optimize_ir`` and its
+    ONNX fusions), but without inlining ddlens's fused ops."""
+    keeps_fused_ops(model)
+    onnxscript.optimizer.optimize_ir(model, inline=False)
+    onnx_fusions.fuse(model)
 
 
 def light_optimize(model: ir.Model) -> None:
@@ -47,8 +66,8 @@ def light_optimize(model: ir.Model) -> None:
         steps=2,
         early_stop=True,
     )
+    keeps_fused_ops(model)
     ir.passes.Sequential(
-        common_passes.InlinePass(),
         folding,
         common_passes.RemoveUnusedNodesPass(),
         common_passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),

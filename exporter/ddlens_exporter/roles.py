@@ -215,8 +215,16 @@ class Roles:
         updated running statistics only when the model has state)."""
         params, state, (x, y, w) = self._split_state(args)
         if not state:
-            grads, loss = torch.func.grad_and_value(self.loss)(params, x, y, w)
-            return (loss, *[grads[n] for n in self.names])
+            # Plain first-order autograd, not torch.func: torch.func runs the backward with
+            # grad mode on, where PyTorch writes a norm's backward as its twice-differentiable
+            # composite of a dozen ops; here it stays one op (native_group_norm_backward), which
+            # the exporter emits as a fused op (fused.py).
+            leaves = {n: params[n].detach().requires_grad_() for n in self.names}
+            with torch.enable_grad():
+                loss = self.loss(leaves, x, y, w)
+                grads = torch.autograd.grad(loss, [leaves[n] for n in self.names], allow_unused=True)
+            grads = [torch.zeros_like(leaves[n]) if g is None else g for n, g in zip(self.names, grads)]
+            return (loss.detach(), *grads)
 
         def loss_and_stats(p):
             logits, _, stats = self.fmodel.call_with_stats(p, x)
@@ -250,8 +258,10 @@ class Roles:
     def features_vjp(self, *args):
         """``P..., x, c -> x_grad`` = d/dx ``<features(x), c>``."""
         (params,), (x, c) = self._split(args, 1)
-        _, pullback = torch.func.vjp(lambda xx: self.fmodel(params, xx)[1], x)
-        (x_grad,) = pullback(c)
+        # Plain autograd, as in grad (the norms' backward stays one op).
+        leaf = x.detach().requires_grad_()
+        with torch.enable_grad():
+            (x_grad,) = torch.autograd.grad(self.fmodel(params, leaf)[1], [leaf], grad_outputs=[c])
         return (x_grad,)
 
     def loss_jvp(self, *args):

@@ -26,6 +26,8 @@ from collections.abc import Callable
 import torch
 from onnxscript import opset18 as op
 
+from . import fused
+
 
 def native_group_norm(input, weight=None, bias=None, N=None, C=None, HxW=None, group: int = 1,
                       eps: float = 1e-05):
@@ -67,4 +69,7 @@ def _item_size(value) -> int:
 
 def translation_table() -> dict[Callable, Callable]:
     """The ``custom_translation_table`` for ``torch.onnx.export``."""
-    return {torch.ops.aten.native_group_norm.default: native_group_norm}
+    return {
+        torch.ops.aten.native_group_norm.default: native_group_norm,
+        torch.ops.aten.native_group_norm_backward.default: fused.native_group_norm_backward,
+    }

@@ -150,7 +150,9 @@ def test_group_norm_translation(export_root):
     ``InstanceNormalization``). Every role matches PyTorch; ``forward`` normalises each
     per-channel norm with one ``InstanceNormalization`` and the grouped one with one
     ``LayerNormalization``, and ``grad`` takes every norm's statistics from one
-    ``LayerNormalization`` (no ``ReduceMean`` passes)."""
+    ``LayerNormalization`` (no ``ReduceMean`` passes). In ``grad`` and ``features_vjp`` the
+    backward of each per-channel norm is one fused ``ai.ddlens::InstanceNormBackward`` node
+    (:mod:`ddlens_exporter.fused`), a model-local function that ONNX Runtime inlines here."""
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(4, 4, affine=False), nn.Tanh(),
         nn.Conv2d(4, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.Tanh(), nn.AvgPool2d(2),
@@ -168,3 +170,9 @@ def test_group_norm_translation(export_root):
     assert ops.count("LayerNormalization") == 1 and "ReduceMean" not in ops  # GroupNorm(2, 6)
     grad_ops = [n.op_type for n in onnx.load(str(export_root / "gn" / "grad.onnx")).graph.node]
     assert grad_ops.count("LayerNormalization") == 3 and "ReduceMean" not in grad_ops
+    for role in ("grad", "features_vjp"):
+        graph = onnx.load(str(export_root / "gn" / f"{role}.onnx"))
+        fused = [n for n in graph.graph.node if n.domain == "ai.ddlens"]
+        assert [n.op_type for n in fused] == ["InstanceNormBackward"] * 2, role
+        assert [(f.domain, f.name) for f in graph.functions] == [("ai.ddlens", "InstanceNormBackward")]
+        assert {o.domain: o.version for o in graph.opset_import} == {"": 18, "ai.ddlens": 1}

@@ -6,6 +6,7 @@
 //! graph sessions are built by it so that threads and the execution provider are consistent.
 
 mod allocator;
+pub mod kernels;
 mod locate;
 mod memory;
 mod provider;
@@ -203,8 +204,21 @@ impl Runtime {
     }
 
     /// A session builder with this runtime's provider, `intra_threads` threads (1: the
-    /// caller's thread alone, no pool; threads.rs says why) and full graph optimisation.
+    /// caller's thread alone, no pool; threads.rs says why), full graph optimisation and, on
+    /// the CPU, ddlens's kernels for the fused ops ([`kernels`]).
     pub fn session_builder(&self, intra_threads: usize) -> Result<SessionBuilder> {
+        let b = self.session_builder_without_kernels(intra_threads)?;
+        if self.provider == Provider::Cpu && kernels::enabled() {
+            kernels::register(b)
+        } else {
+            Ok(b)
+        }
+    }
+
+    /// [`Runtime::session_builder`] without ddlens's fused kernels: ONNX Runtime inlines the
+    /// fused ops' standard ONNX bodies instead (what any other ONNX Runtime user gets; tests
+    /// compare the two).
+    pub fn session_builder_without_kernels(&self, intra_threads: usize) -> Result<SessionBuilder> {
         fn ctx(e: impl std::fmt::Display) -> Error {
             Error::ort("session options", e.to_string())
         }

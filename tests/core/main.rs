@@ -18,6 +18,7 @@ mod data_idx;
 mod data_import;
 mod data_subset;
 mod data_zca;
+mod fused_kernels;
 mod params_init;
 mod roles_finite_differences;
 mod running_stats_roles;

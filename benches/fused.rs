@@ -1,0 +1,133 @@
+//! ddlens's fused-op kernels (src/runtime/kernels) against the ops' own ONNX bodies, which
+//! ONNX Runtime inlines when no kernel is registered: the same graph, one session each way,
+//! called alternately at the workers' chunk size on one thread (so both see the same machine
+//! load), medians side by side.
+//!
+//!     cargo bench --bench fused -- [--model convnet3-1x28x28] [--batch 8] [--calls 60]
+//!         [--roles grad,features_vjp]
+
+use std::time::Instant;
+
+use ddlens::bundle::resolve_bundle;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{Tensor, TensorElementType, ValueType};
+
+struct Opts {
+    model: String,
+    batch: i64,
+    calls: usize,
+    roles: Vec<String>,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        model: "convnet3-1x28x28".into(),
+        batch: 8,
+        calls: 60,
+        roles: vec!["grad".into(), "features_vjp".into()],
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = || args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--model" => o.model = val(),
+            "--batch" => o.batch = val().parse().expect("--batch N"),
+            "--calls" => o.calls = val().parse().expect("--calls N"),
+            "--roles" => o.roles = val().split(',').map(String::from).collect(),
+            "--bench" => {
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    o
+}
+
+/// Inputs of order 1 for every input of `session` (labels below `classes`).
+fn inputs(
+    session: &Session,
+    batch: i64,
+    classes: i64,
+) -> Vec<(String, SessionInputValue<'static>)> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut feeds = Vec::new();
+    for input in session.inputs() {
+        let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
+            panic!("{}: not a tensor", input.name())
+        };
+        let dims: Vec<i64> = shape
+            .iter()
+            .map(|&d| if d < 0 { batch } else { d })
+            .collect();
+        let n = dims.iter().product::<i64>() as usize;
+        let value: SessionInputValue<'static> = if *ty == TensorElementType::Int64 {
+            let v: Vec<i64> = (0..n).map(|_| (next() * classes as f64) as i64).collect();
+            Tensor::from_array((dims, v)).unwrap().into()
+        } else {
+            let v: Vec<f32> = (0..n).map(|_| (next() - 0.5) as f32).collect();
+            Tensor::from_array((dims, v)).unwrap().into()
+        };
+        feeds.push((input.name().to_string(), value));
+    }
+    feeds
+}
+
+fn median_ms(mut t: Vec<f64>) -> f64 {
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2] * 1e3
+}
+
+fn main() {
+    let o = parse();
+    let rt = ddlens::runtime::init(ddlens::runtime::RuntimeConfig {
+        threads: Some(1),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let dir = resolve_bundle(&o.model).expect("bundle");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let classes = manifest["num_classes"].as_i64().unwrap();
+    println!(
+        "fused kernels vs their ONNX bodies: {} at batch {}, 1 thread, {} alternating calls each, medians",
+        o.model, o.batch, o.calls
+    );
+    println!(
+        "{:<14} {:>12} {:>12} {:>8}",
+        "role", "kernels ms", "bodies ms", "ratio"
+    );
+    for role in &o.roles {
+        let path = dir.join(format!("{role}.onnx"));
+        let load = |kernels: bool| {
+            let b = if kernels {
+                rt.session_builder(1)
+            } else {
+                rt.session_builder_without_kernels(1)
+            };
+            b.unwrap().commit_from_file(&path).unwrap()
+        };
+        let mut sessions = [load(true), load(false)];
+        let mut times = [Vec::new(), Vec::new()];
+        for call in 0..o.calls + 5 {
+            for (k, s) in sessions.iter_mut().enumerate() {
+                let feeds = inputs(s, o.batch, classes);
+                let t = Instant::now();
+                drop(s.run(feeds).unwrap());
+                if call >= 5 {
+                    times[k].push(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let [a, b] = times.map(median_ms);
+        println!("{role:<14} {a:>12.2} {b:>12.2} {:>8.2}", a / b);
+    }
+}

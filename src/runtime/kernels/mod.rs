@@ -1,0 +1,55 @@
+//! ddlens's own kernels for the fused ops of the `ai.ddlens` domain.
+//!
+//! The exporter writes some blocks of a backward pass (a norm's backward: a dozen elementwise
+//! passes and reductions in standard ONNX) as one node calling a model-local ONNX function of
+//! the `ai.ddlens` domain (exporter/ddlens_exporter/fused.py). The function's body is standard
+//! ONNX, so a bundle stays a plain ONNX file: any ONNX Runtime inlines the body and runs it.
+//! ddlens registers a kernel under the function's name on its CPU sessions, and ONNX Runtime
+//! then runs the kernel instead of inlining the body (checked on 1.31.1: a registered kernel
+//! takes precedence over a local function of the same domain and name). The kernel reads
+//! each activation once per pass and keeps a channel's plane in cache between its two passes.
+//!
+//! Not registered on CUDA sessions (the kernels run on the CPU; the inlined body runs on the
+//! GPU), nor with `DDLENS_FUSED_KERNELS=0` (for measuring the difference, or ruling the
+//! kernels out when a result looks wrong).
+
+mod instance_norm_backward;
+
+use ort::operator::OperatorDomain;
+use ort::session::builder::SessionBuilder;
+
+use crate::error::{Error, Result};
+
+/// The domain of the fused ops, as the exporter writes it.
+pub const DOMAIN: &str = "ai.ddlens";
+
+/// Environment variable that turns the kernels off when set to `0`.
+pub const KERNELS_ENV: &str = "DDLENS_FUSED_KERNELS";
+
+/// Whether sessions get the kernels (`DDLENS_FUSED_KERNELS` is not `0`).
+pub fn enabled() -> bool {
+    std::env::var(KERNELS_ENV).map_or(true, |v| v.trim() != "0")
+}
+
+/// Registers the `ai.ddlens` kernels on a CPU session builder.
+pub fn register(builder: SessionBuilder) -> Result<SessionBuilder> {
+    let ctx = |e: ort::Error| Error::ort("registering ddlens's fused kernels", e.to_string());
+    let domain = OperatorDomain::new(DOMAIN)
+        .map_err(ctx)?
+        .add(instance_norm_backward::InstanceNormBackward)
+        .map_err(ctx)?;
+    builder
+        .with_operators(domain)
+        .map_err(|e| ctx(ort::Error::new(e.to_string())))
+}
+
+/// Runs a kernel body, turning a panic into an ONNX Runtime error: ONNX Runtime calls kernels
+/// through a C callback, which a panic must not cross.
+fn guarded(name: &str, body: impl FnOnce() -> ort::Result<()>) -> ort::Result<()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(_) => Err(ort::Error::new(format!(
+            "ddlens kernel {name}: internal error (panic)"
+        ))),
+    }
+}
