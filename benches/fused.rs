@@ -4,7 +4,11 @@
 //! load), medians side by side.
 //!
 //!     cargo bench --bench fused -- [--model convnet3-1x28x28] [--batch 8] [--calls 60]
-//!         [--roles grad,features_vjp]
+//!         [--roles grad,features_vjp] [--baseline DIR]
+//!
+//! `--baseline DIR`: a third column, the same role from another bundle folder (an export from
+//! before a fusion, e.g. `git archive` of an older commit's models/), called in the same
+//! rotation.
 
 use std::time::Instant;
 
@@ -17,6 +21,7 @@ struct Opts {
     batch: i64,
     calls: usize,
     roles: Vec<String>,
+    baseline: Option<String>,
 }
 
 fn parse() -> Opts {
@@ -25,6 +30,7 @@ fn parse() -> Opts {
         batch: 8,
         calls: 60,
         roles: vec!["grad".into(), "features_vjp".into()],
+        baseline: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -35,6 +41,7 @@ fn parse() -> Opts {
             "--batch" => o.batch = val().parse().expect("--batch N"),
             "--calls" => o.calls = val().parse().expect("--calls N"),
             "--roles" => o.roles = val().split(',').map(String::from).collect(),
+            "--baseline" => o.baseline = Some(val()),
             "--bench" => {
                 i += 1;
                 continue;
@@ -102,21 +109,25 @@ fn main() {
         o.model, o.batch, o.calls
     );
     println!(
-        "{:<14} {:>12} {:>12} {:>8}",
-        "role", "kernels ms", "bodies ms", "ratio"
+        "{:<14} {:>12} {:>12} {:>8} {:>12} {:>8}",
+        "role", "kernels ms", "bodies ms", "ratio", "baseline ms", "ratio"
     );
     for role in &o.roles {
         let path = dir.join(format!("{role}.onnx"));
-        let load = |kernels: bool| {
+        let load = |path: &std::path::Path, kernels: bool| {
             let b = if kernels {
                 rt.session_builder(1)
             } else {
                 rt.session_builder_without_kernels(1)
             };
-            b.unwrap().commit_from_file(&path).unwrap()
+            b.unwrap().commit_from_file(path).unwrap()
         };
-        let mut sessions = [load(true), load(false)];
-        let mut times = [Vec::new(), Vec::new()];
+        let mut sessions = vec![load(&path, true), load(&path, false)];
+        if let Some(base) = &o.baseline {
+            let base = std::path::Path::new(base).join(format!("{role}.onnx"));
+            sessions.push(load(&base, true));
+        }
+        let mut times = vec![Vec::new(); sessions.len()];
         for call in 0..o.calls + 5 {
             for (k, s) in sessions.iter_mut().enumerate() {
                 let feeds = inputs(s, o.batch, classes);
@@ -127,7 +138,15 @@ fn main() {
                 }
             }
         }
-        let [a, b] = times.map(median_ms);
-        println!("{role:<14} {a:>12.2} {b:>12.2} {:>8.2}", a / b);
+        let ms: Vec<f64> = times.into_iter().map(median_ms).collect();
+        let base = ms
+            .get(2)
+            .map_or(String::new(), |b| format!("{b:>12.2} {:>8.2}", ms[0] / b));
+        println!(
+            "{role:<14} {:>12.2} {:>12.2} {:>8.2} {base}",
+            ms[0],
+            ms[1],
+            ms[0] / ms[1]
+        );
     }
 }

@@ -17,8 +17,14 @@ and channel ``c`` over the ``M`` spatial positions, with ``x̂ = (x − mean) ·
 
     dx     = γ · rstd · (dy − mean(dy) − x̂ · mean(dy · x̂))
     dgamma = Σₙ Σ dy · x̂        dbeta = Σₙ Σ dy
+
+``ReluInstanceNormBackward`` is the same with the ReLU that follows the norm folded in: its
+``dy`` is ``where(relu_out <= 0, 0, g)``, which the kernel applies as it reads ``g`` instead
+of writing the masked gradient out first. :func:`fuse_relu_into_norm_backward` finds that
+pattern in a traced graph.
 """
 
+import torch
 from onnxscript import opset18 as op
 from onnxscript import script
 from onnxscript.onnx_types import FLOAT
@@ -48,6 +54,27 @@ def InstanceNormBackward(dy: FLOAT, x: FLOAT, mean: FLOAT, rstd: FLOAT,
     return dx, dgamma, dbeta
 
 
+@script(DDLENS, default_opset=op)
+def ReluInstanceNormBackward(g: FLOAT, relu_out: FLOAT, x: FLOAT, mean: FLOAT, rstd: FLOAT,
+                             gamma: FLOAT) -> tuple[FLOAT, FLOAT, FLOAT]:
+    """:func:`InstanceNormBackward` of ``dy = where(relu_out <= 0, 0, g)``."""
+    zero = op.CastLike(op.Constant(value_float=0.0), g)
+    dy = op.Where(op.LessOrEqual(relu_out, zero), zero, g)
+    stats = op.Constant(value_ints=[0, -1, 1, 1])
+    r = op.Reshape(rstd, stats)
+    xhat = op.Mul(op.Sub(x, op.Reshape(mean, stats)), r)
+    spatial = op.Constant(value_ints=[2, 3])
+    mdb = op.ReduceMean(dy, spatial)
+    mds = op.ReduceMean(op.Mul(dy, xhat), spatial)
+    scale = op.Mul(op.Reshape(gamma, op.Constant(value_ints=[1, -1, 1, 1])), r)
+    dx = op.Mul(scale, op.Sub(op.Sub(dy, mdb), op.Mul(xhat, mds)))
+    size = op.CastLike(op.ReduceProd(op.Shape(x, start=2)), dy)
+    items = op.Constant(value_ints=[0, 2, 3])
+    dgamma = op.Mul(op.ReduceSum(mds, items, keepdims=0), size)
+    dbeta = op.Mul(op.ReduceSum(mdb, items, keepdims=0), size)
+    return dx, dgamma, dbeta
+
+
 def native_group_norm_backward(grad_out, input, mean, rstd, weight=None, N=None, C=None, HxW=None,
                                group: int = 1, output_mask=None):
     """The translation of ``aten.native_group_norm_backward`` with ``group == C`` (the only
@@ -56,3 +83,69 @@ def native_group_norm_backward(grad_out, input, mean, rstd, weight=None, N=None,
         weight = op.Expand(op.CastLike(op.Constant(value_float=1.0), input),
                            op.Constant(value_ints=[C]))
     return InstanceNormBackward(grad_out, input, mean, rstd, weight)
+
+
+def relu_instance_norm_backward_translation(grad, relu_out, input, mean, rstd, weight):
+    """The translation of ``ddlens::relu_instance_norm_backward``."""
+    return ReluInstanceNormBackward(grad, relu_out, input, mean, rstd, weight)
+
+
+# --------------------------------------------------------------------------------------------
+# folding the ReLU mask into the norm's backward, on the traced graph
+# --------------------------------------------------------------------------------------------
+
+_aten = torch.ops.aten
+
+
+@torch.library.custom_op("ddlens::relu_instance_norm_backward", mutates_args=())
+def relu_instance_norm_backward(grad: torch.Tensor, relu_out: torch.Tensor, inp: torch.Tensor,
+                                mean: torch.Tensor, rstd: torch.Tensor,
+                                weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``native_group_norm_backward`` (one group per channel) of ``where(relu_out <= 0, 0, grad)``."""
+    n, c = inp.shape[0], inp.shape[1]
+    dy = torch.where(relu_out <= 0, torch.zeros((), dtype=grad.dtype), grad)
+    dx, dw, db = _aten.native_group_norm_backward(dy, inp, mean, rstd, weight, n, c, inp[0, 0].numel(), c,
+                                                  [True, True, True])
+    return dx.clone(), dw.clone(), db.clone()
+
+
+@relu_instance_norm_backward.register_fake
+def _relu_instance_norm_backward_fake(grad, relu_out, inp, mean, rstd, weight):
+    return torch.empty_like(inp), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+def _relu_mask_of(node) -> tuple | None:
+    """``(g, relu_out)`` when ``node`` is ``where(le(relu_out, 0), 0, g)`` used once, else None."""
+    if not (isinstance(node, torch.fx.Node) and node.target == _aten.where.self and len(node.users) == 1):
+        return None
+    cond, zero, g = node.args
+    if not (isinstance(cond, torch.fx.Node) and cond.target == _aten.le.Scalar and cond.args[1] == 0):
+        return None
+    if not (isinstance(zero, torch.fx.Node) and zero.target == _aten.scalar_tensor.default and zero.args[0] == 0):
+        return None
+    return g, cond.args[0]
+
+
+def fuse_relu_into_norm_backward(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Rewrites every ``native_group_norm_backward(where(relu_out <= 0, 0, g), x, mean, rstd,
+    weight, ...)`` of ``gm`` (the tracing keeps that op only for one group per channel) into
+    ``ddlens::relu_instance_norm_backward(g, relu_out, x, mean, rstd, weight)``, in place."""
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.target != _aten.native_group_norm_backward.default:
+            continue
+        dy, x, mean, rstd, weight = node.args[:5]
+        mask = _relu_mask_of(dy)
+        if mask is None or weight is None:
+            continue
+        g, relu_out = mask
+        with gm.graph.inserting_before(node):
+            fused = gm.graph.call_function(torch.ops.ddlens.relu_instance_norm_backward.default,
+                                           (g, relu_out, x, mean, rstd, weight))
+        node.replace_all_uses_with(fused)
+        gm.graph.erase_node(node)
+        changed = True
+    if changed:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return gm

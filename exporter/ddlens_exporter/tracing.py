@@ -15,6 +15,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
 from .decompositions import decomposition_table, twice_differentiable_table
+from .fused import fuse_relu_into_norm_backward
 from .roles import GraphModel, Roles, io_names
 
 #: Batch size of the example inputs used for tracing. Not 0 or 1, which PyTorch specialises.
@@ -158,8 +159,10 @@ class StagedTracer:
             _check_twice_differentiable(gm)
             return gm
         if role == "grad":
-            return self._trace(role, self._on("forward_train").grad)
-        if role in ("features_vjp", "ce_vjp"):
+            return fuse_relu_into_norm_backward(self._trace(role, self._on("forward_train").grad))
+        if role == "features_vjp":
+            return fuse_relu_into_norm_backward(self._trace(role, self._on("forward_train", stateless=True).get(role)))
+        if role == "ce_vjp":
             return self._trace(role, self._on("forward_train", stateless=True).get(role))
         if role == "grad_prim":
             return self._trace("grad", self._on("forward_prim", stateless=True).grad, stateful=False)

@@ -1,11 +1,14 @@
-//! `ai.ddlens::InstanceNormBackward`: the backward of an instance norm (a group norm with one
-//! channel per group) over [N, C, H, W] activations.
+//! `ai.ddlens::InstanceNormBackward` and `ai.ddlens::ReluInstanceNormBackward`: the backward of
+//! an instance norm (a group norm with one channel per group) over [N, C, H, W] activations,
+//! the second with the ReLU after the norm folded in.
 //!
-//! Inputs `dy`, `x` [N, C, H, W], `mean`, `rstd` [N, C] (the forward pass's statistics),
-//! `gamma` [C]; outputs `dx` [N, C, H, W], `dgamma`, `dbeta` [C]. Per item and channel over its
-//! M positions, with `x̂ = (x − mean)·rstd`:
-//! `dx = γ·rstd·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dgamma = Σₙ Σ dy·x̂`, `dbeta = Σₙ Σ dy`
-//! (the body of the ONNX function in exporter/ddlens_exporter/fused.py computes the same).
+//! `InstanceNormBackward`: inputs `dy`, `x` [N, C, H, W], `mean`, `rstd` [N, C] (the forward
+//! pass's statistics), `gamma` [C]; outputs `dx` [N, C, H, W], `dgamma`, `dbeta` [C]. Per item
+//! and channel over its M positions, with `x̂ = (x − mean)·rstd`:
+//! `dx = γ·rstd·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dgamma = Σₙ Σ dy·x̂`, `dbeta = Σₙ Σ dy`.
+//! `ReluInstanceNormBackward`: inputs `g`, `relu_out`, then as above; `dy` is
+//! `where(relu_out <= 0, 0, g)`, applied while reading. (The bodies of the ONNX functions in
+//! exporter/ddlens_exporter/fused.py compute the same.)
 
 use ort::operator::{
     BoxedKernel, ComputeContext, KernelContext, Operator, OperatorInput, OperatorOutput,
@@ -14,18 +17,30 @@ use ort::value::TensorElementType;
 
 use super::guarded;
 
-/// The operator (its name, inputs and outputs) for ONNX Runtime.
-pub(super) struct InstanceNormBackward;
+/// The operator (its name, inputs and outputs) for ONNX Runtime; `relu`: the ReLU-folded form.
+pub(super) struct InstanceNormBackward {
+    pub relu: bool,
+}
+
+impl InstanceNormBackward {
+    fn op_name(&self) -> &'static str {
+        if self.relu {
+            "ReluInstanceNormBackward"
+        } else {
+            "InstanceNormBackward"
+        }
+    }
+}
 
 impl Operator for InstanceNormBackward {
     type Kernel<'attr> = BoxedKernel<'attr>;
 
     fn name(&self) -> &str {
-        "InstanceNormBackward"
+        self.op_name()
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        (0..5).map(|_| OperatorInput::required(TensorElementType::Float32))
+        (0..5 + usize::from(self.relu)).map(|_| OperatorInput::required(TensorElementType::Float32))
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
@@ -33,25 +48,40 @@ impl Operator for InstanceNormBackward {
     }
 
     fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<Self::Kernel<'attr>> {
-        Ok(Box::new(|ctx: &ComputeContext| {
-            guarded("InstanceNormBackward", || compute(ctx))
+        let (name, relu) = (self.op_name(), self.relu);
+        Ok(Box::new(move |ctx: &ComputeContext| {
+            guarded(name, || compute(ctx, name, relu))
         }))
     }
 }
 
-fn input<'a>(ctx: &'a ComputeContext, i: usize) -> ort::Result<ort::value::ValueRef<'a>> {
+fn input<'a>(
+    ctx: &'a ComputeContext,
+    name: &str,
+    i: usize,
+) -> ort::Result<ort::value::ValueRef<'a>> {
     ctx.input(i)?
-        .ok_or_else(|| ort::Error::new(format!("InstanceNormBackward: input {i} is missing")))
+        .ok_or_else(|| ort::Error::new(format!("{name}: input {i} is missing")))
 }
 
-fn compute(ctx: &ComputeContext) -> ort::Result<()> {
+fn compute(ctx: &ComputeContext, name: &str, relu: bool) -> ort::Result<()> {
+    let k = usize::from(relu);
     let (dy_v, x_v, mean_v, rstd_v, gamma_v) = (
-        input(ctx, 0)?,
-        input(ctx, 1)?,
-        input(ctx, 2)?,
-        input(ctx, 3)?,
-        input(ctx, 4)?,
+        input(ctx, name, 0)?,
+        input(ctx, name, 1 + k)?,
+        input(ctx, name, 2 + k)?,
+        input(ctx, name, 3 + k)?,
+        input(ctx, name, 4 + k)?,
     );
+    let relu_v = if relu {
+        Some(input(ctx, name, 1)?)
+    } else {
+        None
+    };
+    let relu_out = match &relu_v {
+        Some(v) => Some(v.try_extract_tensor::<f32>()?),
+        None => None,
+    };
     let (shape, dy) = dy_v.try_extract_tensor::<f32>()?;
     let (x_shape, x) = x_v.try_extract_tensor::<f32>()?;
     let (_, mean) = mean_v.try_extract_tensor::<f32>()?;
@@ -67,17 +97,24 @@ fn compute(ctx: &ComputeContext) -> ort::Result<()> {
         }
     };
     let planes = n * c;
-    if x_shape.to_vec() != dims || mean.len() != planes || rstd.len() != planes || gamma.len() != c
+    let relu_ok = relu_out.as_ref().is_none_or(|(s, _)| s.to_vec() == dims);
+    if x_shape.to_vec() != dims
+        || !relu_ok
+        || mean.len() != planes
+        || rstd.len() != planes
+        || gamma.len() != c
     {
         return Err(ort::Error::new(format!(
-            "InstanceNormBackward: inconsistent shapes: dy {dims:?}, x {:?}, mean {}, rstd {}, \
+            "{name}: inconsistent shapes: dy {dims:?}, x {:?}, relu_out {:?}, mean {}, rstd {}, \
              gamma {}",
             x_shape.to_vec(),
+            relu_out.as_ref().map(|(s, _)| s.to_vec()),
             mean.len(),
             rstd.len(),
             gamma.len()
         )));
     }
+    let missing = |i: usize| ort::Error::new(format!("{name}: output {i} was not allocated"));
     let mut dx_v = ctx.output(0, dims.clone())?.ok_or_else(|| missing(0))?;
     let mut dgamma_v = ctx.output(1, vec![c as i64])?.ok_or_else(|| missing(1))?;
     let mut dbeta_v = ctx.output(2, vec![c as i64])?.ok_or_else(|| missing(2))?;
@@ -85,14 +122,12 @@ fn compute(ctx: &ComputeContext) -> ort::Result<()> {
     let (_, dgamma) = dgamma_v.try_extract_tensor_mut::<f32>()?;
     let (_, dbeta) = dbeta_v.try_extract_tensor_mut::<f32>()?;
     let stats = Stats { mean, rstd, gamma };
-    backward(dy, x, &stats, c, dx, dgamma, dbeta);
+    let grads = Grads {
+        dy,
+        relu_out: relu_out.map(|(_, r)| r),
+    };
+    backward(&grads, x, &stats, c, dx, dgamma, dbeta);
     Ok(())
-}
-
-fn missing(i: usize) -> ort::Error {
-    ort::Error::new(format!(
-        "InstanceNormBackward: output {i} was not allocated"
-    ))
 }
 
 /// The forward pass's statistics and the affine scale.
@@ -102,10 +137,16 @@ pub(super) struct Stats<'a> {
     pub gamma: &'a [f32],
 }
 
+/// The incoming gradient: `dy` itself, or `g` masked by `relu_out <= 0`.
+pub(super) struct Grads<'a> {
+    pub dy: &'a [f32],
+    pub relu_out: Option<&'a [f32]>,
+}
+
 /// The computation on flat slices: `dy`, `x`, `dx` hold `mean.len()` planes of equal size, the
 /// plane `p` belonging to channel `p % channels`. Sums accumulate in f64.
 pub(super) fn backward(
-    dy: &[f32],
+    grads: &Grads,
     x: &[f32],
     s: &Stats,
     channels: usize,
@@ -114,12 +155,24 @@ pub(super) fn backward(
     dbeta: &mut [f32],
 ) {
     let planes = s.mean.len();
-    let m = dy.len().checked_div(planes).unwrap_or(0);
+    let m = grads.dy.len().checked_div(planes).unwrap_or(0);
     let mut sum_dgamma = vec![0f64; channels];
     let mut sum_dbeta = vec![0f64; channels];
+    let mut masked = vec![0f32; if grads.relu_out.is_some() { m } else { 0 }];
     for p in 0..planes {
         let range = p * m..(p + 1) * m;
-        let (dy, x, dx) = (&dy[range.clone()], &x[range.clone()], &mut dx[range]);
+        let dy = match grads.relu_out {
+            // The plane's masked gradient, in a buffer that stays in cache for both passes.
+            Some(relu_out) => {
+                let (g, r) = (&grads.dy[range.clone()], &relu_out[range.clone()]);
+                for ((o, &g), &r) in masked.iter_mut().zip(g).zip(r) {
+                    *o = if r <= 0.0 { 0.0 } else { g };
+                }
+                &masked[..]
+            }
+            None => &grads.dy[range.clone()],
+        };
+        let (x, dx) = (&x[range.clone()], &mut dx[range]);
         let (mu, r) = (s.mean[p], s.rstd[p]);
         let (sum_dy, sum_dy_xc) = plane_sums(dy, x, mu);
         let ch = p % channels;
@@ -212,14 +265,37 @@ mod tests {
             rstd: &rstd,
             gamma: &gamma,
         };
-        backward(&dy, &x, &s, c, &mut dx, &mut dg, &mut db);
         let w = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<_>>();
-        let (rdx, rdg, rdb) = reference(&w(&dy), &w(&x), &w(&mean), &w(&rstd), &w(&gamma), c);
         let close = |a: &[f32], b: &[f64]| {
             a.iter()
                 .zip(b)
                 .all(|(&a, &b)| (f64::from(a) - b).abs() <= 1e-5 * (1.0 + b.abs()))
         };
+        // With the ReLU folded in: relu_out <= 0 (about half of them) zeroes the gradient.
+        let relu_out: Vec<f32> = (0..n * c * m).map(|i| f(i, 1.7).max(0.0)).collect();
+        let g = Grads {
+            dy: &dy,
+            relu_out: Some(&relu_out),
+        };
+        backward(&g, &x, &s, c, &mut dx, &mut dg, &mut db);
+        let masked: Vec<f32> = dy
+            .iter()
+            .zip(&relu_out)
+            .map(|(&g, &r)| if r <= 0.0 { 0.0 } else { g })
+            .collect();
+        assert!(masked.iter().filter(|&&v| v == 0.0).count() > masked.len() / 4);
+        let (rdx, rdg, rdb) = reference(&w(&masked), &w(&x), &w(&mean), &w(&rstd), &w(&gamma), c);
+        assert!(
+            close(&dx, &rdx) && close(&dg, &rdg) && close(&db, &rdb),
+            "relu-folded form"
+        );
+        // Without.
+        let g = Grads {
+            dy: &dy,
+            relu_out: None,
+        };
+        backward(&g, &x, &s, c, &mut dx, &mut dg, &mut db);
+        let (rdx, rdg, rdb) = reference(&w(&dy), &w(&x), &w(&mean), &w(&rstd), &w(&gamma), c);
         assert!(close(&dx, &rdx), "dx {dx:?} vs {rdx:?}");
         assert!(close(&dg, &rdg), "dgamma {dg:?} vs {rdg:?}");
         assert!(close(&db, &rdb), "dbeta {db:?} vs {rdb:?}");

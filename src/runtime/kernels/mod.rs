@@ -36,7 +36,9 @@ pub fn register(builder: SessionBuilder) -> Result<SessionBuilder> {
     let ctx = |e: ort::Error| Error::ort("registering ddlens's fused kernels", e.to_string());
     let domain = OperatorDomain::new(DOMAIN)
         .map_err(ctx)?
-        .add(instance_norm_backward::InstanceNormBackward)
+        .add(instance_norm_backward::InstanceNormBackward { relu: false })
+        .map_err(ctx)?
+        .add(instance_norm_backward::InstanceNormBackward { relu: true })
         .map_err(ctx)?;
     builder
         .with_operators(domain)
