@@ -115,12 +115,11 @@ fn main() {
     for role in &o.roles {
         let path = dir.join(format!("{role}.onnx"));
         let load = |path: &std::path::Path, kernels: bool| {
-            let b = if kernels {
-                rt.session_builder(1)
+            if kernels {
+                rt.load_graph(path, 1).unwrap()
             } else {
-                rt.session_builder_without_kernels(1)
-            };
-            b.unwrap().commit_from_file(path).unwrap()
+                rt.load_graph_without_kernels(path, 1).unwrap()
+            }
         };
         let mut sessions = vec![load(&path, true), load(&path, false)];
         if let Some(base) = &o.baseline {

@@ -204,21 +204,9 @@ impl Runtime {
     }
 
     /// A session builder with this runtime's provider, `intra_threads` threads (1: the
-    /// caller's thread alone, no pool; threads.rs says why), full graph optimisation and, on
-    /// the CPU, ddlens's kernels for the fused ops ([`kernels`]).
-    pub fn session_builder(&self, intra_threads: usize) -> Result<SessionBuilder> {
-        let b = self.session_builder_without_kernels(intra_threads)?;
-        if self.provider == Provider::Cpu && kernels::enabled() {
-            kernels::register(b)
-        } else {
-            Ok(b)
-        }
-    }
-
-    /// [`Runtime::session_builder`] without ddlens's fused kernels: ONNX Runtime inlines the
-    /// fused ops' standard ONNX bodies instead (what any other ONNX Runtime user gets; tests
-    /// compare the two).
-    pub fn session_builder_without_kernels(&self, intra_threads: usize) -> Result<SessionBuilder> {
+    /// caller's thread alone, no pool; threads.rs says why) and full graph optimisation. Private:
+    /// every session is created through [`commit`], which keeps first sessions apart.
+    fn session_builder(&self, intra_threads: usize) -> Result<SessionBuilder> {
         fn ctx(e: impl std::fmt::Display) -> Error {
             Error::ort("session options", e.to_string())
         }
@@ -257,10 +245,29 @@ impl Runtime {
             .install(|| (0..n).into_par_iter().with_max_len(1).map(f).collect())
     }
 
-    /// Loads one ONNX file into a session with `intra_threads` threads.
+    /// Loads one ONNX file into a session with `intra_threads` threads (with ddlens's kernels
+    /// for the fused ops on the CPU).
     pub fn load_graph(&self, path: &Path, intra_threads: usize) -> Result<Session> {
-        self.session_builder(intra_threads)?
-            .commit_from_file(path)
-            .map_err(|e| Error::bundle(path, format!("ONNX Runtime cannot load this graph: {e}")))
+        let b = self.session_builder(intra_threads)?;
+        if self.provider == Provider::Cpu && kernels::enabled() {
+            commit(kernels::register(b)?, path, true)
+        } else {
+            commit(b, path, false)
+        }
     }
+
+    /// [`Runtime::load_graph`] without ddlens's fused kernels: ONNX Runtime inlines the fused
+    /// ops' standard ONNX bodies instead (what any other ONNX Runtime user gets; tests and
+    /// benches compare the two).
+    pub fn load_graph_without_kernels(&self, path: &Path, intra_threads: usize) -> Result<Session> {
+        commit(self.session_builder(intra_threads)?, path, false)
+    }
+}
+
+/// Creates the session of `path` from `builder` (`adds_domain`: the builder carries ddlens's
+/// kernels), through [`kernels::create_session`], which keeps the process's first sessions
+/// apart.
+fn commit(mut builder: SessionBuilder, path: &Path, adds_domain: bool) -> Result<Session> {
+    kernels::create_session(adds_domain, || builder.commit_from_file(path))
+        .map_err(|e| Error::bundle(path, format!("ONNX Runtime cannot load this graph: {e}")))
 }

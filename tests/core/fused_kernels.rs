@@ -72,16 +72,8 @@ fn check(name: &str) {
         path.display()
     );
     let rt = ddlens::runtime::get().unwrap();
-    let mut fused = rt
-        .session_builder(1)
-        .unwrap()
-        .commit_from_file(&path)
-        .unwrap();
-    let mut plain = rt
-        .session_builder_without_kernels(1)
-        .unwrap()
-        .commit_from_file(&path)
-        .unwrap();
+    let mut fused = rt.load_graph(&path, 1).unwrap();
+    let mut plain = rt.load_graph_without_kernels(&path, 1).unwrap();
     let classes = bundle.manifest().num_classes as i64;
     let feeds = inputs(&fused, 5, classes);
     let a = outputs(&mut fused, feeds);

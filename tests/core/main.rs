@@ -23,6 +23,7 @@ mod params_init;
 mod roles_finite_differences;
 mod running_stats_roles;
 mod running_stats_train;
+mod session_race;
 mod tiny_bn;
 mod train;
 mod train_ranking;

@@ -13,7 +13,10 @@
 //! GPU), nor with `DDLENS_FUSED_KERNELS=0` (for measuring the difference, or ruling the
 //! kernels out when a result looks wrong).
 
+mod domain_table;
 mod instance_norm_backward;
+
+pub use domain_table::create_session;
 
 use ort::operator::OperatorDomain;
 use ort::session::builder::SessionBuilder;
