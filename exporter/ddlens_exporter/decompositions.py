@@ -32,6 +32,7 @@ import torch
 from torch._decomp import core_aten_decompositions
 from torch._decomp import decompositions as _stock
 
+from . import fused  # noqa: F401  (registers ddlens::im2col)
 from .diagnose import UnsupportedOp
 
 aten = torch.ops.aten
@@ -122,6 +123,13 @@ def _conv_grad_weight_matmul(grad_out, inp, ksize, stride, padding, dilation):
     ([O, N*L] x [N*L, C*K]), which ONNX Runtime's MLAS runs near peak, instead of the C
     skinny GEMMs the swapped-axes Conv formulation turns into.
     """
+    c_in = inp.shape[1]
+    g = grad_out.transpose(0, 1).reshape([grad_out.shape[1], -1])  # [O, N*L]
+    if len(ksize) == 2:
+        # One fused op (fused.py's Im2Col, a Rust kernel in ddlens) instead of a Pad, K
+        # Slices and a Concat.
+        cols = torch.ops.ddlens.im2col(inp, list(ksize), list(stride), list(padding), list(dilation))
+        return torch.mm(g, cols.t()).reshape([grad_out.shape[1], c_in, *ksize])
     out_sizes = list(grad_out.shape[2:])
     x = inp.transpose(0, 1)  # [C, N, *spatial]
     if any(p != 0 for p in padding):
@@ -138,9 +146,7 @@ def _conv_grad_weight_matmul(grad_out, inp, ksize, stride, padding, dilation):
             t = aten.slice.Tensor(t, 2 + i, start, end, stride[i])
         taps.append(t)
     cols = torch.stack(taps, dim=1)  # [C, K, N, *out]
-    c_in = x.shape[0]
     cols = cols.reshape([c_in * len(taps), -1])
-    g = grad_out.transpose(0, 1).reshape([grad_out.shape[1], -1])  # [O, N*L]
     gw = torch.mm(g, cols.t())  # [O, C*K]
     return gw.reshape([grad_out.shape[1], c_in, *ksize])
 

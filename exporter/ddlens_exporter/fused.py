@@ -75,6 +75,28 @@ def ReluInstanceNormBackward(g: FLOAT, relu_out: FLOAT, x: FLOAT, mean: FLOAT, r
     return dx, dgamma, dbeta
 
 
+@script(DDLENS, default_opset=op)
+def Im2Col(x: FLOAT, kernel_shape: list[int], strides: list[int], pads: list[int],
+           dilations: list[int]) -> FLOAT:
+    """The im2col matrix of a 2-D convolution's input: ``x`` [N, C, H, W] -> [C·K, N·Ho·Wo]
+    with ``K = kh·kw`` taps; row ``c·K + k`` holds, for every item and output position, the
+    input that tap ``k`` multiplies (zero in the padding). ``pads`` as Conv's
+    ([top, left, bottom, right]). The body is a Conv with one-hot kernels, one per tap."""
+    ks = op.Constant(value_ints=kernel_shape)
+    taps = op.ReduceProd(ks, keepdims=1)
+    onehot = op.EyeLike(op.ConstantOfShape(op.Concat(taps, taps, axis=0)), dtype=1)
+    one = op.Constant(value_ints=[1])
+    weight = op.CastLike(op.Reshape(onehot, op.Concat(taps, one, ks, axis=0)), x)
+    dims = op.Shape(x)
+    n, c = op.Slice(dims, [0], [1]), op.Slice(dims, [1], [2])
+    planes = op.Reshape(x, op.Concat(op.Constant(value_ints=[-1]), one, op.Slice(dims, [2], [4]), axis=0))
+    cols = op.Conv(planes, weight, strides=strides, pads=pads, dilations=dilations)
+    cols = op.Reshape(cols, op.Concat(n, c, taps, op.Constant(value_ints=[-1]), axis=0))
+    # Flatten, not a Reshape to a computed [C·K, -1]: onnxscript's constant folding turned
+    # that shape into an empty tensor inside the function (onnxscript 0.7.2, attribute refs).
+    return op.Flatten(op.Transpose(cols, perm=[1, 2, 0, 3]), axis=2)
+
+
 def native_group_norm_backward(grad_out, input, mean, rstd, weight=None, N=None, C=None, HxW=None,
                                group: int = 1, output_mask=None):
     """The translation of ``aten.native_group_norm_backward`` with ``group == C`` (the only
@@ -88,6 +110,48 @@ def native_group_norm_backward(grad_out, input, mean, rstd, weight=None, N=None,
 def relu_instance_norm_backward_translation(grad, relu_out, input, mean, rstd, weight):
     """The translation of ``ddlens::relu_instance_norm_backward``."""
     return ReluInstanceNormBackward(grad, relu_out, input, mean, rstd, weight)
+
+
+def im2col_translation(x, kernel_size, stride, padding, dilation):
+    """The translation of ``ddlens::im2col`` (2-D only)."""
+    return Im2Col(x, kernel_shape=list(kernel_size), strides=list(stride),
+                  pads=[*padding, *padding], dilations=list(dilation))
+
+
+@torch.library.custom_op("ddlens::im2col", mutates_args=())
+def im2col(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
+           dilation: list[int]) -> torch.Tensor:
+    """The im2col matrix [C·K, N·Ho·Wo] of a 2-D convolution's input ``x`` [N, C, H, W]
+    (what :func:`Im2Col` computes), by :func:`torch.nn.functional.unfold`."""
+    n, c = x.shape[0], x.shape[1]
+    cols = torch.nn.functional.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
+    k = kernel_size[0] * kernel_size[1]
+    return cols.reshape(n, c * k, -1).transpose(0, 1).reshape(c * k, -1).contiguous()
+
+
+@im2col.register_fake
+def _im2col_fake(x, kernel_size, stride, padding, dilation):
+    out = [(s + 2 * p - d * (k - 1) - 1) // st + 1
+           for s, k, st, p, d in zip(x.shape[2:], kernel_size, stride, padding, dilation)]
+    return x.new_empty([x.shape[1] * kernel_size[0] * kernel_size[1], x.shape[0] * out[0] * out[1]])
+
+
+def _im2col_setup(ctx, inputs, output):
+    x, kernel_size, stride, padding, dilation = inputs
+    ctx.geometry = (list(x.shape), list(kernel_size), list(stride), list(padding), list(dilation))
+
+
+def _im2col_backward(ctx, cot):
+    """The adjoint of im2col: col2im (:func:`torch.nn.functional.fold`), which sums each
+    input's copies."""
+    shape, kernel_size, stride, padding, dilation = ctx.geometry
+    n = shape[0]
+    cols = cot.reshape(cot.shape[0], n, -1).transpose(0, 1)  # [N, C*K, L]
+    return (torch.nn.functional.fold(cols, shape[2:], kernel_size, dilation=dilation, padding=padding,
+                                     stride=stride), None, None, None, None)
+
+
+im2col.register_autograd(_im2col_backward, setup_context=_im2col_setup)
 
 
 # --------------------------------------------------------------------------------------------

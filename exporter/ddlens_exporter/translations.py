@@ -73,4 +73,5 @@ def translation_table() -> dict[Callable, Callable]:
         torch.ops.aten.native_group_norm.default: native_group_norm,
         torch.ops.aten.native_group_norm_backward.default: fused.native_group_norm_backward,
         torch.ops.ddlens.relu_instance_norm_backward.default: fused.relu_instance_norm_backward_translation,
+        torch.ops.ddlens.im2col.default: fused.im2col_translation,
     }

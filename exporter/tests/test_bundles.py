@@ -16,10 +16,12 @@ from onnx_io import check_files
 
 def zoo_model():
     """Layers the ConvNets do not have: dilated conv without bias, overlapping average pooling
-    without padding counts, GELU, overlapping max pooling (the scatter-add fallback), LayerNorm."""
+    without padding counts, GELU, a strided conv with a non-square kernel whose floor division
+    drops a row, overlapping max pooling (the scatter-add fallback), LayerNorm."""
     return nn.Sequential(
         nn.Conv2d(3, 5, 3, padding=2, dilation=2, bias=False), nn.AvgPool2d(3, 2, 1, count_include_pad=False),
-        nn.GELU(), nn.MaxPool2d(3, 1, 1), nn.Flatten(), nn.LayerNorm(5 * 36), nn.Linear(5 * 36, 4))
+        nn.GELU(), nn.Conv2d(5, 5, (3, 2), stride=(2, 1), padding=1), nn.MaxPool2d(3, 1, 1), nn.Flatten(),
+        nn.LayerNorm(5 * 21), nn.Linear(5 * 21, 4))
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,16 @@ def test_more_layer_types(zoo_bundle):
     check_files(path, json.loads((path / "manifest.json").read_text()))
     mismatches = check_bundle(path, model, batches=(3, 7), draws=1)
     assert not mismatches, "\n".join(map(str, mismatches))
+    # Each weight gradient starts from one fused Im2Col (a model-local function that ONNX
+    # Runtime inlines here), with its convolution's geometry as attributes.
+    graph = onnx.load(str(path / "grad.onnx"))
+    geometry = sorted(tuple((a.name, tuple(a.ints)) for a in n.attribute)
+                      for n in graph.graph.node if (n.domain, n.op_type) == ("ai.ddlens", "Im2Col"))
+    assert geometry == [
+        (("kernel_shape", (3, 2)), ("strides", (2, 1)), ("pads", (1, 1, 1, 1)), ("dilations", (1, 1))),
+        (("kernel_shape", (3, 3)), ("strides", (1, 1)), ("pads", (2, 2, 2, 2)), ("dilations", (2, 2))),
+    ]
+    assert [(f.domain, f.name) for f in graph.functions] == [("ai.ddlens", "Im2Col")]
 
 
 def test_single_sample_and_larger_batches(tiny_bundle):
@@ -174,8 +186,10 @@ def test_group_norm_translation(export_root):
     assert grad_ops.count("LayerNormalization") == 3 and "ReduceMean" not in grad_ops
     for role in ("grad", "features_vjp"):
         graph = onnx.load(str(export_root / "gn" / f"{role}.onnx"))
-        fused = [n for n in graph.graph.node if n.domain == "ai.ddlens"]
-        assert sorted(n.op_type for n in fused) == ["InstanceNormBackward", "ReluInstanceNormBackward"], role
-        assert sorted((f.domain, f.name) for f in graph.functions) == [
-            ("ai.ddlens", "InstanceNormBackward"), ("ai.ddlens", "ReluInstanceNormBackward")]
+        fused = [n.op_type for n in graph.graph.node if n.domain == "ai.ddlens"]
+        im2col = 3 if role == "grad" else 0  # one per weight gradient
+        assert sorted(fused) == ["Im2Col"] * im2col + ["InstanceNormBackward", "ReluInstanceNormBackward"], role
+        assert sorted((f.domain, f.name) for f in graph.functions) == sorted(
+            [("ai.ddlens", "InstanceNormBackward"), ("ai.ddlens", "ReluInstanceNormBackward")]
+            + [("ai.ddlens", "Im2Col")] * (im2col > 0))
         assert {o.domain: o.version for o in graph.opset_import} == {"": 18, "ai.ddlens": 1}

@@ -86,6 +86,33 @@ def test_conv_weight_grad_op_derivatives():
             _close(a, b)
 
 
+IM2COL_CASES = [
+    # (size, kernel, stride, padding, dilation)
+    ((7, 6), [3, 3], [1, 1], [1, 1], [1, 1]),
+    ((7, 6), [2, 3], [2, 1], [0, 1], [1, 2]),
+    ((9, 8), [3, 2], [1, 3], [2, 0], [2, 1]),
+    ((5, 5), [3, 3], [3, 3], [3, 3], [1, 1]),  # padding beyond the kernel's reach
+]
+
+
+@pytest.mark.parametrize("case", IM2COL_CASES)
+def test_im2col_op_against_the_strided_slices_and_its_derivative(case):
+    """``ddlens::im2col`` (the fused op the weight gradient starts from) against the strided
+    slices it replaced, and its derivative rule (col2im) against autograd through them."""
+    size, k, s, p, d = case
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    out = [(n + 2 * p_ - d_ * (k_ - 1) - 1) // s_ + 1 for n, k_, s_, p_, d_ in zip(size, k, s, p, d)]
+    xp = F.pad(x.transpose(0, 1), [p[1], p[1], p[0], p[0]])
+    taps = [xp[:, :, a * d[0]:a * d[0] + (out[0] - 1) * s[0] + 1:s[0], b * d[1]:b * d[1] + (out[1] - 1) * s[1] + 1:s[1]]
+            for a in range(k[0]) for b in range(k[1])]
+    want = torch.stack(taps, 1).reshape(3 * k[0] * k[1], -1)
+    got = torch.ops.ddlens.im2col(x, k, s, p, d)
+    _close(got, want)
+    cot = torch.randn_like(want)
+    _close(torch.autograd.grad((got * cot).sum(), x)[0], torch.autograd.grad((want * cot).sum(), x)[0])
+
+
 POOL_CASES = [
     # (size, kernel, stride, padding, count_include_pad, divisor_override)
     (8, 2, 2, 0, True, None),

@@ -1,6 +1,7 @@
 //! ddlens's kernels for the fused ops (src/runtime/kernels) against the ops' own ONNX bodies:
-//! the same `grad` graph run with the kernels (what ddlens does on the CPU) and without them
-//! (ONNX Runtime inlines the body, as for any other user) gives the same loss and gradients.
+//! the same `grad` and `grad_vjp` graphs run with the kernels (what ddlens does on the CPU)
+//! and without them (ONNX Runtime inlines the bodies, as for any other user) give the same
+//! outputs.
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
@@ -61,16 +62,30 @@ fn outputs(
         .collect()
 }
 
-fn check(name: &str) {
-    let bundle = open(name);
-    let path = bundle.dir().join("grad.onnx");
+/// Asserts that the `role` graph of bundle `name` calls each of the fused ops `ops`.
+fn calls(name: &str, role: &str, ops: &[&str]) -> std::path::PathBuf {
+    let path = open(name).dir().join(format!("{role}.onnx"));
     let bytes = std::fs::read(&path).unwrap();
-    // These models put a ReLU after every norm: the ReLU-folded form.
-    assert!(
-        bytes.windows(24).any(|w| w == b"ReluInstanceNormBackward"),
-        "{}: no fused op in the graph (re-export the bundle)",
-        path.display()
-    );
+    for op in ops {
+        assert!(
+            bytes.windows(op.len()).any(|w| w == op.as_bytes()),
+            "{}: no {op} in the graph (re-export the bundle)",
+            path.display()
+        );
+    }
+    path
+}
+
+fn check(name: &str) {
+    // These models put a ReLU after every norm: the ReLU-folded form; every convolution's
+    // weight gradient starts from an Im2Col.
+    check_role(name, "grad", &["ReluInstanceNormBackward", "Im2Col"]);
+    check_role(name, "grad_vjp", &["Im2Col"]);
+}
+
+fn check_role(name: &str, role: &str, ops: &[&str]) {
+    let bundle = open(name);
+    let path = calls(name, role, ops);
     let rt = ddlens::runtime::get().unwrap();
     let mut fused = rt.load_graph(&path, 1).unwrap();
     let mut plain = rt.load_graph_without_kernels(&path, 1).unwrap();
@@ -87,7 +102,7 @@ fn check(name: &str) {
         let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(
             worst <= 1e-4 * scale + 1e-6,
-            "{name}: output {k} differs by {worst} (largest value {scale})"
+            "{name} {role}: output {k} differs by {worst} (largest value {scale})"
         );
     }
 }

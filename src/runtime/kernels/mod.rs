@@ -1,19 +1,22 @@
 //! ddlens's own kernels for the fused ops of the `ai.ddlens` domain.
 //!
 //! The exporter writes some blocks of a backward pass (a norm's backward: a dozen elementwise
-//! passes and reductions in standard ONNX) as one node calling a model-local ONNX function of
+//! passes and reductions in standard ONNX; the im2col of a weight gradient: a Pad, nine
+//! Slices and a Concat) as one node calling a model-local ONNX function of
 //! the `ai.ddlens` domain (exporter/ddlens_exporter/fused.py). The function's body is standard
 //! ONNX, so a bundle stays a plain ONNX file: any ONNX Runtime inlines the body and runs it.
 //! ddlens registers a kernel under the function's name on its CPU sessions, and ONNX Runtime
 //! then runs the kernel instead of inlining the body (checked on 1.31.1: a registered kernel
-//! takes precedence over a local function of the same domain and name). The kernel reads
-//! each activation once per pass and keeps a channel's plane in cache between its two passes.
+//! takes precedence over a local function of the same domain and name). The norm's kernel
+//! reads each activation once per pass and keeps a channel's plane in cache between its two
+//! passes; the im2col kernel writes its matrix in one pass of row copies.
 //!
 //! Not registered on CUDA sessions (the kernels run on the CPU; the inlined body runs on the
 //! GPU), nor with `DDLENS_FUSED_KERNELS=0` (for measuring the difference, or ruling the
 //! kernels out when a result looks wrong).
 
 mod domain_table;
+mod im2col;
 mod instance_norm_backward;
 
 pub use domain_table::create_session;
@@ -42,6 +45,8 @@ pub fn register(builder: SessionBuilder) -> Result<SessionBuilder> {
         .add(instance_norm_backward::InstanceNormBackward { relu: false })
         .map_err(ctx)?
         .add(instance_norm_backward::InstanceNormBackward { relu: true })
+        .map_err(ctx)?
+        .add(im2col::Im2Col)
         .map_err(ctx)?;
     builder
         .with_operators(domain)
