@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
+use clap::Parser;
 use ddlens::augment::Dsa;
 use ddlens::bundle::resolve_bundle;
 use ddlens::data::{self, DatasetName};
@@ -51,67 +52,46 @@ use ddlens::{Bundle, Dataset};
 /// Seed of the initial set and of every iteration's stream (the CLI's default).
 const SEED: u64 = 0;
 
+/// Distillation iterations and the standard evaluation beside PyTorch eager.
+#[derive(Parser)]
 struct Opts {
+    /// Model bundle (a name from models/ or a folder).
+    #[arg(long, default_value = "convnet3-1x28x28")]
     model: String,
+    /// Images per class, comma-separated.
+    #[arg(long = "ipc", value_delimiter = ',', default_value = "1,10")]
     ipcs: Vec<usize>,
+    /// Methods, comma-separated (dm, dc, dsa).
+    #[arg(long, value_delimiter = ',', default_value = "dm,dc,dsa")]
     methods: Vec<String>,
+    /// Timed iterations per method (after one warm-up; at least 1).
+    #[arg(long, default_value_t = 3)]
     iters: usize,
+    /// Threads on each side.
+    #[arg(long, default_value_t = cores())]
     threads: usize,
+    /// Real images per class and iteration.
+    #[arg(long, default_value_t = 256)]
     batch_real: usize,
+    /// Folder of the Fashion-MNIST files (default: ddlens's search).
+    #[arg(long)]
     data_dir: Option<String>,
+    /// Epochs of the standard evaluation to time.
+    #[arg(long, default_value_t = 20)]
     eval_epochs: usize,
+    /// cpu or cuda (cuda: PyTorch on the GPU too).
+    #[arg(long, default_value = "cpu")]
     provider: ProviderChoice,
+    /// ddlens only, no PyTorch side.
+    #[arg(long = "no-torch", action = clap::ArgAction::SetFalse)]
     torch: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn list<T: std::str::FromStr>(s: &str, what: &str) -> Vec<T> {
-    s.split(',')
-        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{what}")))
-        .collect()
-}
-
-fn parse() -> Opts {
-    let mut o = Opts {
-        model: "convnet3-1x28x28".into(),
-        ipcs: vec![1, 10],
-        methods: vec!["dm".into(), "dc".into(), "dsa".into()],
-        iters: 3,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        batch_real: 256,
-        data_dir: None,
-        eval_epochs: 20,
-        provider: ProviderChoice::Cpu,
-        torch: true,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let val = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--model" => o.model = val(),
-            "--ipc" => o.ipcs = list(&val(), "--ipc N[,N...]"),
-            "--methods" => o.methods = list(&val().to_ascii_lowercase(), "--methods dm,dc,dsa"),
-            "--iters" => o.iters = val().parse().expect("--iters N"),
-            "--threads" => o.threads = val().parse().expect("--threads N"),
-            "--batch-real" => o.batch_real = val().parse().expect("--batch-real N"),
-            "--data-dir" => o.data_dir = Some(val()),
-            "--eval-epochs" => o.eval_epochs = val().parse().expect("--eval-epochs N"),
-            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
-            "--no-torch" => {
-                o.torch = false;
-                i += 1;
-                continue;
-            }
-            // cargo bench passes `--bench`; ignore anything unknown.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
-    o.iters = o.iters.max(1);
-    o
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The method as `ddlens distill --method NAME --ipc IPC --batch-real B` builds it.
@@ -305,7 +285,9 @@ fn print_row(
 }
 
 fn main() {
-    let o = parse();
+    let mut o = Opts::parse();
+    o.methods = o.methods.iter().map(|m| m.to_ascii_lowercase()).collect();
+    o.iters = o.iters.max(1);
     // As the `ddlens` command line does (src/bin/ddlens/main.rs).
     if std::env::var(runtime::MALLOC_ENV).as_deref() != Ok("default") {
         runtime::keep_freed_memory();

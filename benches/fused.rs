@@ -4,7 +4,7 @@
 //! load), medians side by side.
 //!
 //!     cargo bench --bench fused -- [--model convnet3-1x28x28] [--batch 8] [--calls 60]
-//!         [--roles grad,features_vjp] [--baseline DIR]
+//!         [--roles grad,features_vjp,grad_vjp] [--baseline DIR]   (--help: every option)
 //!
 //! `--baseline DIR`: a third column, the same role from another bundle folder (an export from
 //! before a fusion, e.g. `git archive` of an older commit's models/), called in the same
@@ -12,45 +12,36 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use ddlens::bundle::resolve_bundle;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 
+/// Fused kernels against their ONNX bodies.
+#[derive(Parser)]
 struct Opts {
+    /// Model bundle (a name from models/ or a folder).
+    #[arg(long, default_value = "convnet3-1x28x28")]
     model: String,
+    /// Images per call (the workers call chunks of 8).
+    #[arg(long, default_value_t = 8)]
     batch: i64,
+    /// Calls per session (medians are printed).
+    #[arg(long, default_value_t = 60)]
     calls: usize,
+    /// Roles to time, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "grad,features_vjp,grad_vjp"
+    )]
     roles: Vec<String>,
+    /// A folder with an older bundle of the same model, timed with the kernels as a third column.
+    #[arg(long)]
     baseline: Option<String>,
-}
-
-fn parse() -> Opts {
-    let mut o = Opts {
-        model: "convnet3-1x28x28".into(),
-        batch: 8,
-        calls: 60,
-        roles: vec!["grad".into(), "features_vjp".into()],
-        baseline: None,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let val = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--model" => o.model = val(),
-            "--batch" => o.batch = val().parse().expect("--batch N"),
-            "--calls" => o.calls = val().parse().expect("--calls N"),
-            "--roles" => o.roles = val().split(',').map(String::from).collect(),
-            "--baseline" => o.baseline = Some(val()),
-            "--bench" => {
-                i += 1;
-                continue;
-            }
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
-    o
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// Inputs of order 1 for every input of `session` (labels below `classes`).
@@ -94,7 +85,7 @@ fn median_ms(mut t: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let o = parse();
+    let o = Opts::parse();
     let rt = ddlens::runtime::init(ddlens::runtime::RuntimeConfig {
         threads: Some(1),
         ..Default::default()

@@ -18,48 +18,40 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
+use clap::Parser;
 use ddlens::bundle::{resolve_bundle, Role};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
 use ddlens::Bundle;
 use ndarray::{Array1, Array2, Array4};
 
+/// Times each graph role of a bundle beside PyTorch eager.
+#[derive(Parser)]
 struct Opts {
+    /// Model bundle (a name from models/ or a folder).
+    #[arg(long, default_value = "convnet3-1x28x28")]
     model: String,
+    /// Images per role call.
+    #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Threads on each side.
+    #[arg(long, default_value_t = cores())]
     threads: usize,
+    /// Timed calls per role (the median is printed).
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Images per graph call (0: the whole batch; default: the bundle's own).
+    #[arg(long)]
     chunk: Option<usize>,
+    /// cpu or cuda (cuda: PyTorch on the GPU too).
+    #[arg(long, default_value = "cpu")]
     provider: ProviderChoice,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn parse() -> Opts {
-    let mut o = Opts {
-        model: "convnet3-1x28x28".into(),
-        batch: 256,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        repeats: 5,
-        chunk: None,
-        provider: ProviderChoice::Cpu,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let val = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--model" => o.model = val(),
-            "--batch" => o.batch = val().parse().expect("--batch N"),
-            "--threads" => o.threads = val().parse().expect("--threads N"),
-            "--repeats" => o.repeats = val().parse().expect("--repeats N"),
-            "--chunk" => o.chunk = Some(val().parse().expect("--chunk N")),
-            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
-    o
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -143,7 +135,7 @@ fn torch_times(
 }
 
 fn main() {
-    let o = parse();
+    let o = Opts::parse();
     // As the `ddlens` command line does (src/runtime/allocator.rs).
     if std::env::var_os(runtime::MALLOC_ENV).is_none() {
         runtime::keep_freed_memory();

@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Parser;
 use ddlens::analysis::hessian::{hutchinson_trace, HessianOperator};
 use ddlens::bundle::resolve_bundle;
 use ddlens::data::{self, DatasetName};
@@ -23,26 +24,50 @@ use ddlens::Bundle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// Hutchinson's estimate of the Hessian trace, printed as JSON.
+#[derive(Parser)]
+struct Opts {
+    /// Parameters (safetensors; default: the model's seeded initialisation).
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Model bundle (a name from models/ or a folder).
+    #[arg(long, default_value = "convnet3-1x28x28")]
+    model: String,
+    /// The first N Fashion-MNIST training images.
+    #[arg(long, default_value_t = 256)]
+    images: usize,
+    /// Rademacher probes.
+    #[arg(long, default_value_t = 200)]
+    probes: usize,
+    /// Seed of the probes and of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let model = get("--model").unwrap_or_else(|| "convnet3-1x28x28".into());
-    let images: usize = get("--images").map_or(256, |v| v.parse().expect("--images N"));
-    let probes: usize = get("--probes").map_or(200, |v| v.parse().expect("--probes N"));
-    let seed: u64 = get("--seed").map_or(0, |v| v.parse().expect("--seed N"));
-    let threads = get("--threads").map(|v| v.parse().expect("--threads N"));
+    let Opts {
+        params,
+        model,
+        images,
+        probes,
+        seed,
+        threads,
+        ..
+    } = Opts::parse();
     runtime::init(RuntimeConfig {
         threads,
         ..Default::default()
     })
     .expect("ONNX Runtime (scripts/setup)");
     let b = Bundle::open(resolve_bundle(&model).expect("model")).expect("bundle");
-    let params = match get("--params") {
-        Some(p) => load_params(&PathBuf::from(p), b.manifest()).expect("params"),
+    let params = match params {
+        Some(p) => load_params(&p, b.manifest()).expect("params"),
         None => {
             let p = b.init_params(seed);
             let out = PathBuf::from("target/trace-init.safetensors");

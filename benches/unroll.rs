@@ -21,6 +21,7 @@ mod torch;
 use std::process::Command;
 use std::time::Instant;
 
+use clap::Parser;
 use ddlens::bundle::resolve_bundle;
 use ddlens::distill::{epoch_batches, trajectory_matching, InnerLoop, InnerSgd};
 use ddlens::runtime::{self, ProviderChoice, RuntimeConfig};
@@ -29,59 +30,40 @@ use ndarray::{Array1, Array4};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+/// An MTT-style iteration (unroll + adjoint) beside PyTorch.
+#[derive(Parser)]
 struct Opts {
+    /// Model bundle (a name from models/ or a folder).
+    #[arg(long, default_value = "convnet3-1x28x28")]
     model: String,
+    /// Inner steps N, comma-separated (one configuration each).
+    #[arg(long, value_delimiter = ',', default_value = "10,40,80")]
     steps: Vec<usize>,
+    /// Images per class.
+    #[arg(long, default_value_t = 10)]
     ipc: usize,
+    /// Student batch (default: all images).
+    #[arg(long)]
     batch: Option<usize>,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 1)]
     iters: usize,
+    /// Threads on each side.
+    #[arg(long, default_value_t = cores())]
     threads: usize,
+    /// Runs one configuration in this process (the parent starts one child per step count).
+    #[arg(long, hide = true)]
     child: bool,
+    /// cpu or cuda (cuda: PyTorch on the GPU too).
+    #[arg(long, default_value = "cpu")]
     provider: ProviderChoice,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn parse() -> Opts {
-    let mut o = Opts {
-        model: "convnet3-1x28x28".into(),
-        steps: vec![10, 40, 80],
-        ipc: 10,
-        batch: None,
-        iters: 1,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        child: false,
-        provider: ProviderChoice::Cpu,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let val = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--model" => o.model = val(),
-            "--steps" => {
-                o.steps = val()
-                    .split(',')
-                    .map(|s| s.trim().parse().expect("--steps N[,N...]"))
-                    .collect()
-            }
-            "--ipc" => o.ipc = val().parse().expect("--ipc N"),
-            "--batch" => o.batch = Some(val().parse().expect("--batch N")),
-            "--iters" => o.iters = val().parse().expect("--iters N"),
-            "--threads" => o.threads = val().parse().expect("--threads N"),
-            "--provider" => o.provider = val().parse().expect("--provider cpu|cuda"),
-            "--child" => {
-                o.child = true;
-                i += 1;
-                continue;
-            }
-            // cargo bench passes `--bench`; ignore anything unknown.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
-    o
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -209,7 +191,7 @@ fn run_in_child(o: &Opts, steps: usize) -> Result<serde_json::Value, String> {
 }
 
 fn main() {
-    let o = parse();
+    let o = Opts::parse();
     if o.child {
         run_child(&o, o.steps[0]);
         return;
