@@ -68,7 +68,7 @@ struct Opts {
     #[arg(long, default_value_t = 3)]
     iters: usize,
     /// Threads on each side.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = torch::cores())]
     threads: usize,
     /// Real images per class and iteration.
     #[arg(long, default_value_t = 256)]
@@ -88,10 +88,6 @@ struct Opts {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The method as `ddlens distill --method NAME --ipc IPC --batch-real B` builds it.

@@ -1,10 +1,12 @@
 //! ddlens's fused-op kernels (src/runtime/kernels) against the ops' own ONNX bodies, which
 //! ONNX Runtime inlines when no kernel is registered: the same graph, one session each way,
 //! called alternately at the workers' chunk size on one thread (so both see the same machine
-//! load), medians side by side.
+//! load), medians side by side. `--threads 2` runs that on two threads at once, each with its
+//! own sessions, as ddlens's two workers do.
 //!
 //!     cargo bench --bench fused -- [--model convnet3-1x28x28] [--batch 8] [--calls 60]
-//!         [--roles grad,features_vjp,grad_vjp] [--baseline DIR]   (--help: every option)
+//!         [--roles grad,features_vjp,grad_vjp] [--threads 1] [--baseline DIR]
+//!         (--help: every option)
 //!
 //! `--baseline DIR`: a third column, the same role from another bundle folder (an export from
 //! before a fusion, e.g. `git archive` of an older commit's models/), called in the same
@@ -36,6 +38,9 @@ struct Opts {
         default_value = "grad,features_vjp,grad_vjp"
     )]
     roles: Vec<String>,
+    /// Threads calling side by side, each with its own sessions (as ddlens's workers do).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// A folder with an older bundle of the same model, timed with the kernels as a third column.
     #[arg(long)]
     baseline: Option<String>,
@@ -84,6 +89,36 @@ fn median_ms(mut t: Vec<f64>) -> f64 {
     t[t.len() / 2] * 1e3
 }
 
+/// Per-call times of `path` with kernels, without, and of `base` with kernels, called in
+/// rotation on this thread (the first five calls of each are warm-up).
+fn time_sessions(
+    rt: &ddlens::runtime::Runtime,
+    path: &std::path::Path,
+    base: Option<&std::path::Path>,
+    o: &Opts,
+    classes: i64,
+) -> Vec<Vec<f64>> {
+    let mut sessions = vec![
+        rt.load_graph(path, 1).unwrap(),
+        rt.load_graph_without_kernels(path, 1).unwrap(),
+    ];
+    if let Some(base) = base {
+        sessions.push(rt.load_graph(base, 1).unwrap());
+    }
+    let mut times = vec![Vec::new(); sessions.len()];
+    for call in 0..o.calls + 5 {
+        for (k, s) in sessions.iter_mut().enumerate() {
+            let feeds = inputs(s, o.batch, classes);
+            let t = Instant::now();
+            drop(s.run(feeds).unwrap());
+            if call >= 5 {
+                times[k].push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    times
+}
+
 fn main() {
     let o = Opts::parse();
     let rt = ddlens::runtime::init(ddlens::runtime::RuntimeConfig {
@@ -96,8 +131,9 @@ fn main() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     let classes = manifest["num_classes"].as_i64().unwrap();
     println!(
-        "fused kernels vs their ONNX bodies: {} at batch {}, 1 thread, {} alternating calls each, medians",
-        o.model, o.batch, o.calls
+        "fused kernels vs their ONNX bodies: {} at batch {}, {} thread(s) side by side (one \
+         ONNX Runtime thread each), {} alternating calls each, medians",
+        o.model, o.batch, o.threads, o.calls
     );
     println!(
         "{:<14} {:>12} {:>12} {:>8} {:>12} {:>8}",
@@ -105,27 +141,20 @@ fn main() {
     );
     for role in &o.roles {
         let path = dir.join(format!("{role}.onnx"));
-        let load = |path: &std::path::Path, kernels: bool| {
-            if kernels {
-                rt.load_graph(path, 1).unwrap()
-            } else {
-                rt.load_graph_without_kernels(path, 1).unwrap()
-            }
-        };
-        let mut sessions = vec![load(&path, true), load(&path, false)];
-        if let Some(base) = &o.baseline {
-            let base = std::path::Path::new(base).join(format!("{role}.onnx"));
-            sessions.push(load(&base, true));
-        }
-        let mut times = vec![Vec::new(); sessions.len()];
-        for call in 0..o.calls + 5 {
-            for (k, s) in sessions.iter_mut().enumerate() {
-                let feeds = inputs(s, o.batch, classes);
-                let t = Instant::now();
-                drop(s.run(feeds).unwrap());
-                if call >= 5 {
-                    times[k].push(t.elapsed().as_secs_f64());
-                }
+        let base = o
+            .baseline
+            .as_ref()
+            .map(|b| std::path::Path::new(b).join(format!("{role}.onnx")));
+        let per_thread: Vec<Vec<Vec<f64>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..o.threads.max(1))
+                .map(|_| scope.spawn(|| time_sessions(rt, &path, base.as_deref(), &o, classes)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut times = vec![Vec::new(); per_thread[0].len()];
+        for thread in per_thread {
+            for (k, t) in thread.into_iter().enumerate() {
+                times[k].extend(t);
             }
         }
         let ms: Vec<f64> = times.into_iter().map(median_ms).collect();

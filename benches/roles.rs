@@ -34,7 +34,7 @@ struct Opts {
     #[arg(long, default_value_t = 256)]
     batch: usize,
     /// Threads on each side.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = torch::cores())]
     threads: usize,
     /// Timed calls per role (the median is printed).
     #[arg(long, default_value_t = 5)]
@@ -48,10 +48,6 @@ struct Opts {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {

@@ -49,7 +49,7 @@ struct Opts {
     #[arg(long, default_value_t = 1)]
     iters: usize,
     /// Threads on each side.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = torch::cores())]
     threads: usize,
     /// Runs one configuration in this process (the parent starts one child per step count).
     #[arg(long, hide = true)]
@@ -60,10 +60,6 @@ struct Opts {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn mib(bytes: usize) -> f64 {

@@ -1,4 +1,5 @@
-//! What the benches share to run their PyTorch side: the interpreter and the device.
+//! What the benches share to run their PyTorch side: the interpreter, the device and the
+//! default thread count of both sides.
 
 use ddlens::runtime::ProviderChoice;
 
@@ -18,4 +19,9 @@ pub fn device(p: ProviderChoice) -> &'static str {
         ProviderChoice::Cuda => "cuda",
         _ => "cpu",
     }
+}
+
+/// The cores available: each side's default thread count.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

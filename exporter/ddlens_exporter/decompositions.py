@@ -17,8 +17,9 @@ Three more groups of rewrites serve the second-order graphs (see :mod:`.tracing`
 
 * ``ddlens::conv_weight_grad``, an opaque op for the weight gradient whose derivative rule is
   two convolutions; :func:`lowering_table` expands it at ONNX export;
-* the fused norms as plain reductions (:func:`twice_differentiable_table`), because PyTorch
-  treats their saved statistics as non-differentiable;
+* the fused norms (:func:`twice_differentiable_table`), because PyTorch treats their saved
+  statistics as non-differentiable: the instance norm as ``ddlens::instance_norm``, whose
+  derivatives are ops too (:mod:`.fused`), every other norm as plain reductions;
 * :func:`slice_backward` as padding.
 """
 
@@ -32,7 +33,7 @@ import torch
 from torch._decomp import core_aten_decompositions
 from torch._decomp import decompositions as _stock
 
-from . import fused  # noqa: F401  (registers ddlens::im2col)
+from . import fused  # noqa: F401  (registers the ddlens:: ops)
 from .diagnose import UnsupportedOp
 
 aten = torch.ops.aten
@@ -522,11 +523,18 @@ def slice_backward(grad_output, input_sizes, dim, start, end, step):
 
 
 def native_group_norm(inp, weight, bias, n, c, hxw, group, eps):
-    """Group norm as mean/variance reductions and elementwise ops.
+    """Group norm for forward graphs that get differentiated twice.
 
-    Used only for forward graphs that get differentiated twice: the fused op's differentiable
-    backward is C++ that reads concrete sizes, and PyTorch's stock decomposition goes through
-    ``as_strided``, whose gradient (``as_strided_scatter``) ONNX cannot express."""
+    One group per channel of a 2-D activation (ConvNet's instance norm) becomes
+    ``ddlens::instance_norm``, whose first and second derivatives are ops of their own
+    (:mod:`.fused`; ONNX: fused kernels). Any other grouping is written as mean/variance
+    reductions and elementwise ops: the fused op's differentiable backward is C++ that reads
+    concrete sizes, and PyTorch's stock decomposition goes through ``as_strided``, whose
+    gradient (``as_strided_scatter``) ONNX cannot express."""
+    if group == c and inp.dim() == 4:
+        weight = weight if weight is not None else inp.new_ones([c])
+        bias = bias if bias is not None else inp.new_zeros([c])
+        return torch.ops.ddlens.instance_norm(inp, weight, bias, eps)
     x = inp.reshape([inp.shape[0], group, -1])
     mean = x.mean(dim=-1, keepdim=True)
     centered = x - mean

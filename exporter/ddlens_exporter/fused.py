@@ -33,6 +33,8 @@ from onnxscript.values import Opset
 #: The domain of ddlens's fused ops (``ai.ddlens``, version 1).
 DDLENS = Opset("ai.ddlens", 1)
 
+_aten = torch.ops.aten
+
 
 @script(DDLENS, default_opset=op)
 def InstanceNormBackward(dy: FLOAT, x: FLOAT, mean: FLOAT, rstd: FLOAT,
@@ -76,6 +78,33 @@ def ReluInstanceNormBackward(g: FLOAT, relu_out: FLOAT, x: FLOAT, mean: FLOAT, r
 
 
 @script(DDLENS, default_opset=op)
+def InstanceNormDoubleBackward(dy: FLOAT, x: FLOAT, mean: FLOAT, rstd: FLOAT, gamma: FLOAT, u: FLOAT,
+                               ggamma: FLOAT, gbeta: FLOAT) -> tuple[FLOAT, FLOAT, FLOAT]:
+    """The derivative of :func:`InstanceNormBackward`: given the cotangents ``u`` of its ``dx``,
+    ``ggamma`` and ``gbeta`` of its ``dgamma`` and ``dbeta``, the cotangents of its inputs
+    ``dy``, ``x`` (through the statistics too) and ``gamma`` (see the module doc)."""
+    stats = op.Constant(value_ints=[0, -1, 1, 1])
+    per_channel = op.Constant(value_ints=[1, -1, 1, 1])
+    r = op.Reshape(rstd, stats)
+    xhat = op.Mul(op.Sub(x, op.Reshape(mean, stats)), r)
+    spatial = op.Constant(value_ints=[2, 3])
+    a = op.ReduceMean(dy, spatial)
+    b = op.ReduceMean(op.Mul(dy, xhat), spatial)
+    mu = op.ReduceMean(u, spatial)
+    t = op.ReduceMean(op.Mul(u, xhat), spatial)
+    m = op.Sub(op.ReduceMean(op.Mul(u, dy), spatial), op.Mul(a, mu))
+    pu = op.Sub(op.Sub(u, mu), op.Mul(xhat, t))
+    pdy = op.Sub(op.Sub(dy, a), op.Mul(xhat, b))
+    g = op.Reshape(gamma, per_channel)
+    gg = op.Reshape(ggamma, per_channel)
+    d_dy = op.Add(op.Add(op.Mul(op.Mul(g, r), pu), op.Mul(gg, xhat)), op.Reshape(gbeta, per_channel))
+    inner = op.Sub(op.Sub(op.Mul(xhat, op.Sub(op.Mul(b, t), m)), op.Mul(t, pdy)), op.Mul(b, pu))
+    d_x = op.Add(op.Mul(op.Mul(g, op.Mul(r, r)), inner), op.Mul(op.Mul(gg, r), pdy))
+    d_gamma = op.ReduceSum(op.Mul(op.Mul(r, u), pdy), op.Constant(value_ints=[0, 2, 3]), keepdims=0)
+    return d_dy, d_x, d_gamma
+
+
+@script(DDLENS, default_opset=op)
 def Im2Col(x: FLOAT, kernel_shape: list[int], strides: list[int], pads: list[int],
            dilations: list[int]) -> FLOAT:
     """The im2col matrix of a 2-D convolution's input: ``x`` [N, C, H, W] -> [C·K, N·Ho·Wo]
@@ -110,6 +139,16 @@ def native_group_norm_backward(grad_out, input, mean, rstd, weight=None, N=None,
 def relu_instance_norm_backward_translation(grad, relu_out, input, mean, rstd, weight):
     """The translation of ``ddlens::relu_instance_norm_backward``."""
     return ReluInstanceNormBackward(grad, relu_out, input, mean, rstd, weight)
+
+
+def instance_norm_backward_translation(dy, x, mean, rstd, weight):
+    """The translation of ``ddlens::instance_norm_backward``."""
+    return InstanceNormBackward(dy, x, mean, rstd, weight)
+
+
+def instance_norm_double_backward_translation(dy, x, mean, rstd, weight, u, g_gamma, g_beta):
+    """The translation of ``ddlens::instance_norm_double_backward``."""
+    return InstanceNormDoubleBackward(dy, x, mean, rstd, weight, u, g_gamma, g_beta)
 
 
 def im2col_translation(x, kernel_size, stride, padding, dilation):
@@ -155,10 +194,110 @@ im2col.register_autograd(_im2col_backward, setup_context=_im2col_setup)
 
 
 # --------------------------------------------------------------------------------------------
+# the instance norm as three ops, for the graphs that are differentiated twice
+# --------------------------------------------------------------------------------------------
+#
+# ``grad_vjp`` differentiates the traced gradient graph once more, which PyTorch cannot do
+# through ``aten.native_group_norm`` (its statistics are non-differentiable outputs), so those
+# graphs used the norm written as reductions and traced the first and second derivatives of
+# those: about 40 elementwise passes and reductions per norm. Here the norm is an op whose
+# derivative is an op (:func:`instance_norm_backward`, ONNX: ``InstanceNormBackward``) whose
+# derivative is an op (:func:`instance_norm_double_backward`, ONNX:
+# ``InstanceNormDoubleBackward``, a kernel of two passes). The mean and 1/std are outputs of the
+# norm passed along as a cache: each derivative accounts for their dependence on ``x``, so
+# their own cotangents are ignored (they are marked non-differentiable).
+
+
+@torch.library.custom_op("ddlens::instance_norm", mutates_args=())
+def instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A group norm with one group per channel of ``x`` [N, C, H, W]: (out, mean [N, C],
+    rstd [N, C]), as ``aten.native_group_norm``."""
+    n, c = x.shape[0], x.shape[1]
+    out, mean, rstd = _aten.native_group_norm(x, weight, bias, n, c, x[0, 0].numel(), c, eps)
+    return out.clone(), mean.clone(), rstd.clone()
+
+
+@instance_norm.register_fake
+def _instance_norm_fake(x, weight, bias, eps):
+    return torch.empty_like(x), x.new_empty([x.shape[0], x.shape[1]]), x.new_empty([x.shape[0], x.shape[1]])
+
+
+def _instance_norm_setup(ctx, inputs, output):
+    x, weight, _, _ = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(x, weight, mean, rstd)
+    ctx.mark_non_differentiable(mean, rstd)
+
+
+def _instance_norm_backward(ctx, g_out, _g_mean, _g_rstd):
+    x, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = torch.ops.ddlens.instance_norm_backward(g_out, x, mean, rstd, weight)
+    return dx, dw, db, None
+
+
+instance_norm.register_autograd(_instance_norm_backward, setup_context=_instance_norm_setup)
+
+
+@torch.library.custom_op("ddlens::instance_norm_backward", mutates_args=())
+def instance_norm_backward(dy: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
+                           weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dgamma, dbeta) of :func:`instance_norm` (what :func:`InstanceNormBackward` computes)."""
+    n, c = x.shape[0], x.shape[1]
+    dx, dw, db = _aten.native_group_norm_backward(dy, x, mean, rstd, weight, n, c, x[0, 0].numel(), c,
+                                                  [True, True, True])
+    return dx.clone(), dw.clone(), db.clone()
+
+
+@instance_norm_backward.register_fake
+def _instance_norm_backward_fake(dy, x, mean, rstd, weight):
+    return torch.empty_like(x), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+def _instance_norm_backward_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _instance_norm_backward_backward(ctx, u, g_gamma, g_beta):
+    dy, x, mean, rstd, weight = ctx.saved_tensors
+    d_dy, d_x, d_w = torch.ops.ddlens.instance_norm_double_backward(dy, x, mean, rstd, weight, u, g_gamma,
+                                                                    g_beta)
+    return d_dy, d_x, None, None, d_w
+
+
+instance_norm_backward.register_autograd(_instance_norm_backward_backward,
+                                         setup_context=_instance_norm_backward_setup)
+
+
+@torch.library.custom_op("ddlens::instance_norm_double_backward", mutates_args=())
+def instance_norm_double_backward(dy: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
+                                  weight: torch.Tensor, u: torch.Tensor, g_gamma: torch.Tensor,
+                                  g_beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The cotangents of ``dy``, ``x`` and ``weight`` of :func:`instance_norm_backward` given those
+    of its outputs (``u``, ``g_gamma``, ``g_beta``): the formula of the module doc, which
+    :func:`InstanceNormDoubleBackward` computes too. No derivative of its own (third order)."""
+    r = rstd[:, :, None, None]
+    xhat = (x - mean[:, :, None, None]) * r
+    spatial = (2, 3)
+    a, b = dy.mean(spatial, keepdim=True), (dy * xhat).mean(spatial, keepdim=True)
+    mu, t = u.mean(spatial, keepdim=True), (u * xhat).mean(spatial, keepdim=True)
+    m = (u * dy).mean(spatial, keepdim=True) - a * mu
+    pu, pdy = u - mu - xhat * t, dy - a - xhat * b
+    g, gg, gb = (v[None, :, None, None] for v in (weight, g_gamma, g_beta))
+    d_dy = g * r * pu + gg * xhat + gb
+    d_x = g * r * r * (xhat * (b * t - m) - t * pdy - b * pu) + gg * r * pdy
+    d_w = (r * u * pdy).sum((0, 2, 3))
+    return d_dy, d_x, d_w
+
+
+@instance_norm_double_backward.register_fake
+def _instance_norm_double_backward_fake(dy, x, mean, rstd, weight, u, g_gamma, g_beta):
+    return torch.empty_like(dy), torch.empty_like(x), weight.new_empty(weight.shape)
+
+
+# --------------------------------------------------------------------------------------------
 # folding the ReLU mask into the norm's backward, on the traced graph
 # --------------------------------------------------------------------------------------------
-
-_aten = torch.ops.aten
 
 
 @torch.library.custom_op("ddlens::relu_instance_norm_backward", mutates_args=())

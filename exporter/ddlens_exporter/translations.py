@@ -52,6 +52,13 @@ def native_group_norm(input, weight=None, bias=None, N=None, C=None, HxW=None, g
     return out, mean, rstd
 
 
+def instance_norm(input, weight, bias, eps: float = 1e-05):
+    """The translation of ``ddlens::instance_norm``: :func:`native_group_norm` with one group
+    per channel."""
+    channels = input.shape[1]
+    return native_group_norm(input, weight, bias, group=channels, eps=eps)
+
+
 def _filled(value: float, like, n: int):
     """A length-``n`` vector of ``value`` in ``like``'s dtype."""
     return op.Expand(op.CastLike(op.Constant(value_float=value), like), op.Constant(value_ints=[n]))
@@ -74,4 +81,7 @@ def translation_table() -> dict[Callable, Callable]:
         torch.ops.aten.native_group_norm_backward.default: fused.native_group_norm_backward,
         torch.ops.ddlens.relu_instance_norm_backward.default: fused.relu_instance_norm_backward_translation,
         torch.ops.ddlens.im2col.default: fused.im2col_translation,
+        torch.ops.ddlens.instance_norm.default: instance_norm,
+        torch.ops.ddlens.instance_norm_backward.default: fused.instance_norm_backward_translation,
+        torch.ops.ddlens.instance_norm_double_backward.default: fused.instance_norm_double_backward_translation,
     }

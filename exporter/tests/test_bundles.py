@@ -2,6 +2,7 @@
 sizes (which also proves the batch dimension is dynamic)."""
 
 import json
+from collections import Counter
 
 import onnx
 import pytest
@@ -166,7 +167,10 @@ def test_group_norm_translation(export_root):
     backward of each per-channel norm is one fused node (:mod:`ddlens_exporter.fused`), a
     model-local function that ONNX Runtime inlines here: ``InstanceNormBackward`` for the
     first (a Tanh follows it), ``ReluInstanceNormBackward`` for the last (the ReLU after it
-    folded in)."""
+    folded in). In ``grad_vjp`` each per-channel norm is an ``InstanceNormalization`` (its statistics
+    from a ``LayerNormalization``), two
+    ``InstanceNormBackward`` (the gradient's and its derivative's first-order part) and one
+    ``InstanceNormDoubleBackward``; only the grouped norm is left as reductions."""
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(4, 4, affine=False), nn.Tanh(),
         nn.Conv2d(4, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.Tanh(), nn.AvgPool2d(2),
@@ -193,3 +197,8 @@ def test_group_norm_translation(export_root):
             [("ai.ddlens", "InstanceNormBackward"), ("ai.ddlens", "ReluInstanceNormBackward")]
             + [("ai.ddlens", "Im2Col")] * (im2col > 0))
         assert {o.domain: o.version for o in graph.opset_import} == {"": 18, "ai.ddlens": 1}
+    graph = onnx.load(str(export_root / "gn" / "grad_vjp.onnx"))
+    fused = Counter(n.op_type for n in graph.graph.node if n.domain == "ai.ddlens")
+    assert fused == {"InstanceNormBackward": 4, "InstanceNormDoubleBackward": 2, "Im2Col": 5}
+    ops = Counter(n.op_type for n in graph.graph.node)
+    assert ops["InstanceNormalization"] == 2 and ops["LayerNormalization"] == 2  # per-channel, stats

@@ -221,6 +221,40 @@ def test_norm_rewrites_match_the_fused_ops():
         _close(a, c)
 
 
+@pytest.mark.parametrize("spread", [1.0, 3e-3])  # 3e-3: the variance near eps, which then matters
+def test_instance_norm_ops_differentiate_twice_as_the_reductions(spread):
+    """``ddlens::instance_norm`` (whose derivative is ``ddlens::instance_norm_backward``, whose
+    derivative is ``ddlens::instance_norm_double_backward``) against the norm written as
+    reductions, through a gradient and the gradient of its inner product with a random vector
+    (what ``grad_vjp`` computes), float64."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64) * spread + 0.3
+    w, b = torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    h = torch.randn_like(x)
+    ax, aw, ab = torch.randn_like(x), torch.randn_like(w), torch.randn_like(b)
+
+    def second_order(norm):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        loss = (torch.tanh(norm(*leaves)) * h).sum()
+        grads = torch.autograd.grad(loss, leaves, create_graph=True)
+        inner = sum((g * a).sum() for g, a in zip(grads, (ax, aw, ab)))
+        return [g.detach() for g in grads] + list(torch.autograd.grad(inner, leaves))
+
+    want = second_order(_reduction_instance_norm)
+    table = D.twice_differentiable_table()
+    got = second_order(lambda x, w, b: table[aten.native_group_norm.default](x, w, b, 3, 4, 30, 4, 1e-5)[0])
+    for a, c in zip(got, want):
+        _close(a, c, tol=1e-9 / spread)
+
+
+def _reduction_instance_norm(x, w, b):
+    """An instance norm written out as reductions (what the twice-differentiable graphs used
+    before ``ddlens::instance_norm``)."""
+    mean = x.mean((2, 3), keepdim=True)
+    rstd = torch.rsqrt(((x - mean) ** 2).mean((2, 3), keepdim=True) + 1e-5)
+    return (x - mean) * rstd * w[None, :, None, None] + b[None, :, None, None]
+
+
 def test_table_contents():
     table = D.decomposition_table()
     for op in (aten.convolution_backward.default, aten.avg_pool2d_backward.default,

@@ -78,9 +78,15 @@ fn calls(name: &str, role: &str, ops: &[&str]) -> std::path::PathBuf {
 
 fn check(name: &str) {
     // These models put a ReLU after every norm: the ReLU-folded form; every convolution's
-    // weight gradient starts from an Im2Col.
+    // weight gradient starts from an Im2Col; in grad_vjp each norm's backward and its
+    // derivative are fused ops.
     check_role(name, "grad", &["ReluInstanceNormBackward", "Im2Col"]);
-    check_role(name, "grad_vjp", &["Im2Col"]);
+    let second_order = [
+        "InstanceNormBackward",
+        "InstanceNormDoubleBackward",
+        "Im2Col",
+    ];
+    check_role(name, "grad_vjp", &second_order);
 }
 
 fn check_role(name: &str, role: &str, ops: &[&str]) {
@@ -95,14 +101,18 @@ fn check_role(name: &str, role: &str, ops: &[&str]) {
     let feeds = inputs(&plain, 5, classes);
     let b = outputs(&mut plain, feeds);
     assert_eq!(a.len(), b.len());
+    let largest = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let overall = b.iter().map(|v| largest(v)).fold(0f32, f32::max);
     for (k, (a, b)) in a.iter().zip(&b).enumerate() {
-        // Relative to the output's largest value, with a floor for outputs that are zero
-        // up to round-off (a convolution bias in front of an instance norm).
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // Relative to the output's largest value, with a floor relative to the largest value
+        // of all outputs for outputs that are zero up to round-off (the gradient of a
+        // convolution bias in front of an instance norm).
+        let scale = largest(b);
         let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(
-            worst <= 1e-4 * scale + 1e-6,
-            "{name} {role}: output {k} differs by {worst} (largest value {scale})"
+            worst <= 1e-4 * scale + 1e-5 * overall,
+            "{name} {role}: output {k} differs by {worst} (largest value {scale}, of all \
+             outputs {overall})"
         );
     }
 }

@@ -23,7 +23,7 @@ static GATE: Gate = Gate::new();
 
 /// Runs `create` (a session's creation; `adds_domain`: the session carries ddlens's kernels)
 /// apart from any creation that could insert the domain into ONNX's table at the same time.
-pub fn create_session<T, E>(
+pub(crate) fn create_session<T, E>(
     adds_domain: bool,
     create: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {

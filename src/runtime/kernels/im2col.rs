@@ -14,7 +14,7 @@ use ort::operator::{
 };
 use ort::value::TensorElementType;
 
-use super::guarded;
+use super::{guarded, input, output};
 
 /// The operator for ONNX Runtime.
 pub(super) struct Im2Col;
@@ -99,9 +99,7 @@ impl Geometry {
 }
 
 fn compute(ctx: &ComputeContext, g: &Geometry) -> ort::Result<()> {
-    let x_v = ctx
-        .input(0)?
-        .ok_or_else(|| ort::Error::new(format!("{NAME}: input 0 is missing")))?;
+    let x_v = input(ctx, NAME, 0)?;
     let (shape, x) = x_v.try_extract_tensor::<f32>()?;
     let dims: Vec<usize> = match shape[..] {
         [n, c, h, w] if n >= 0 && c >= 0 && h >= 0 && w >= 0 => {
@@ -117,9 +115,7 @@ fn compute(ctx: &ComputeContext, g: &Geometry) -> ort::Result<()> {
     let (n, c) = (dims[0], dims[1]);
     let positions = g.out_size(0, dims[2]) * g.out_size(1, dims[3]);
     let rows = c * g.kernel[0] * g.kernel[1];
-    let mut out_v = ctx
-        .output(0, vec![rows as i64, (n * positions) as i64])?
-        .ok_or_else(|| ort::Error::new(format!("{NAME}: output 0 was not allocated")))?;
+    let mut out_v = output(ctx, NAME, 0, vec![rows as i64, (n * positions) as i64])?;
     let (_, out) = out_v.try_extract_tensor_mut::<f32>()?;
     im2col(x, [n, c, dims[2], dims[3]], g, out);
     Ok(())

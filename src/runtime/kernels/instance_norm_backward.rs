@@ -15,7 +15,7 @@ use ort::operator::{
 };
 use ort::value::TensorElementType;
 
-use super::guarded;
+use super::{guarded, input, output};
 
 /// The operator (its name, inputs and outputs) for ONNX Runtime; `relu`: the ReLU-folded form.
 pub(super) struct InstanceNormBackward {
@@ -53,15 +53,6 @@ impl Operator for InstanceNormBackward {
             guarded(name, || compute(ctx, name, relu))
         }))
     }
-}
-
-fn input<'a>(
-    ctx: &'a ComputeContext,
-    name: &str,
-    i: usize,
-) -> ort::Result<ort::value::ValueRef<'a>> {
-    ctx.input(i)?
-        .ok_or_else(|| ort::Error::new(format!("{name}: input {i} is missing")))
 }
 
 fn compute(ctx: &ComputeContext, name: &str, relu: bool) -> ort::Result<()> {
@@ -114,10 +105,9 @@ fn compute(ctx: &ComputeContext, name: &str, relu: bool) -> ort::Result<()> {
             gamma.len()
         )));
     }
-    let missing = |i: usize| ort::Error::new(format!("{name}: output {i} was not allocated"));
-    let mut dx_v = ctx.output(0, dims.clone())?.ok_or_else(|| missing(0))?;
-    let mut dgamma_v = ctx.output(1, vec![c as i64])?.ok_or_else(|| missing(1))?;
-    let mut dbeta_v = ctx.output(2, vec![c as i64])?.ok_or_else(|| missing(2))?;
+    let mut dx_v = output(ctx, name, 0, dims.clone())?;
+    let mut dgamma_v = output(ctx, name, 1, vec![c as i64])?;
+    let mut dbeta_v = output(ctx, name, 2, vec![c as i64])?;
     let (_, dx) = dx_v.try_extract_tensor_mut::<f32>()?;
     let (_, dgamma) = dgamma_v.try_extract_tensor_mut::<f32>()?;
     let (_, dbeta) = dbeta_v.try_extract_tensor_mut::<f32>()?;
