@@ -5,18 +5,18 @@
 //! PyTorch eager (benches/torch_distill.py) on the same number of threads, with the ratio.
 //!
 //!     cargo bench --bench distill -- [--model convnet3-1x28x28] [--ipc 1,10]
-//!         [--methods dm,dc,dsa] [--iters 3] [--threads 2] [--batch-real 256] [--data-dir DIR]
-//!         [--eval-epochs 20] [--provider cpu|cuda] [--no-torch]
+//!         [--methods dm,dc,dsa] [--iters 3] [--warmup 1] [--threads 2] [--batch-real 256]
+//!         [--data-dir DIR] [--eval-epochs 20] [--provider cpu|cuda] [--no-torch]
 //!
 //! Data: the loader of the CLI (`--data-dir`, else DDLENS_DATA, else the Debian package's
 //! folder /usr/share/datasets/fashion-mnist); without it the bench says so and stops. Each
 //! (method, IPC) starts from the same real initialisation (`Synthetic::from_real`, seed 0),
-//! calls `Method::init`, runs one warm-up iteration (ONNX Runtime sizes its arenas there) and
-//! then `--iters` timed iterations; it prints the median, fastest and slowest. Settings are the
+//! calls `Method::init`, runs `--warmup` untimed iterations (1; ONNX Runtime sizes its arenas
+//! in the first) and then `--iters` timed iterations; it prints the median, fastest and slowest. Settings are the
 //! CLI defaults: DM with the standard DSA strategy (lr 1, momentum 0.5), DC/DSA with the
 //! reference loops of `DcConfig::for_ipc` (IPC 1: 1 outer × 1 inner, IPC 10: 10 × 50), DSA
 //! with the standard strategy. A DC or DSA iteration at IPC 10 takes minutes on a CPU (both
-//! sides): `--iters 1` there.
+//! sides): `--iters 1 --warmup 0` there.
 //!
 //! Evaluation rows (`eval`, `eval-dsa`; `--eval-epochs 0` leaves them out): seconds per epoch
 //! of `ddlens::train::train` with the standard evaluation's configuration (`StandardEval`, what
@@ -64,9 +64,13 @@ struct Opts {
     /// Methods, comma-separated (dm, dc, dsa).
     #[arg(long, value_delimiter = ',', default_value = "dm,dc,dsa")]
     methods: Vec<String>,
-    /// Timed iterations per method (after one warm-up; at least 1).
+    /// Timed iterations per method (after the warm-up; at least 1).
     #[arg(long, default_value_t = 3)]
     iters: usize,
+    /// Untimed warm-up iterations per method (ONNX Runtime sizes its arenas in the first; 0
+    /// for DC and DSA at IPC 10, minutes an iteration, where that is about 1 % of one).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Threads on each side.
     #[arg(long, default_value_t = torch::cores())]
     threads: usize,
@@ -155,12 +159,11 @@ fn bench_one(
     m.init(&mut ctx(0, iteration_rng(SEED, u64::MAX)), &mut syn)?;
     let mut times = Vec::with_capacity(o.iters);
     let mut loss = f32::NAN;
-    for it in 0..=o.iters {
+    for it in 0..o.warmup + o.iters {
         let mut c = ctx(it, iteration_rng(SEED, it as u64));
         let t = Instant::now();
         loss = m.iterate(&mut c, &mut syn)?;
-        // Iteration 0 is the warm-up.
-        if it > 0 {
+        if it >= o.warmup {
             times.push(t.elapsed().as_secs_f64());
         }
     }
@@ -222,6 +225,7 @@ fn torch_times(o: &Opts) -> Result<BTreeMap<String, f64>, String> {
             &join(o.ipcs.iter().map(ToString::to_string).collect()),
         ])
         .args(["--iters", &o.iters.to_string()])
+        .args(["--warmup", &o.warmup.to_string()])
         .args(["--threads", &o.threads.to_string()])
         .args(["--batch-real", &o.batch_real.to_string()])
         .args(["--eval-epochs", &o.eval_epochs.to_string()])
@@ -313,10 +317,11 @@ fn main() {
     let by_class = real.class_indices();
     println!(
         "Distillation iteration on {} with Fashion-MNIST ({} real images): batch_real {}, \
-         1 warm-up + {} timed iteration(s), {} thread(s), ONNX Runtime {} on {}, vs PyTorch eager",
+         {} warm-up + {} timed iteration(s), {} thread(s), ONNX Runtime {} on {}, vs PyTorch eager",
         o.model,
         real.len(),
         o.batch_real,
+        o.warmup,
         o.iters,
         o.threads,
         rt.version(),

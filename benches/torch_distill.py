@@ -43,10 +43,10 @@ noted:
 Deviations from the reference code, all of them same work with less Python overhead: the
 affine matrices of ``rand_scale``/``rand_rotate`` are built with tensor operations instead of a
 Python list over the batch, and minibatches are ``randperm`` slices instead of a
-``DataLoader(TensorDataset)`` (same shuffled batches). Timing: per (method, IPC), one warm-up
-iteration then ``--iters`` timed ones, the median; on CUDA each is closed by
+``DataLoader(TensorDataset)`` (same shuffled batches). Timing: per (method, IPC), ``--warmup``
+(1) untimed iterations then ``--iters`` timed ones, the median; on CUDA each is closed by
 ``torch.cuda.synchronize()``. A DC or DSA iteration at IPC 10 takes minutes on a CPU, so
-``--iters 1`` is the practical setting there.
+``--iters 1 --warmup 0`` is the practical setting there.
 """
 
 from __future__ import annotations
@@ -441,7 +441,8 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="dm,dc,dsa", help="comma-separated: dm, dc, dsa")
     p.add_argument("--ipc", default="1,10", help="comma-separated images per class")
-    p.add_argument("--iters", type=int, default=3, help="timed iterations after one warm-up")
+    p.add_argument("--iters", type=int, default=3, help="timed iterations after the warm-up")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations first")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--eval-epochs", type=int, default=20,
@@ -480,12 +481,12 @@ def main() -> int:
         for ipc in ipcs:
             d = Distiller(method, ipc, real, new_net, args)
             times = []
-            for it in range(iters + 1):
+            for it in range(max(args.warmup, 0) + iters):
                 sync()
                 t0 = time.perf_counter()
                 loss = d.iterate()
                 sync()
-                if it > 0:  # iteration 0 is the warm-up
+                if it >= args.warmup:  # the first ones are the warm-up
                     times.append(time.perf_counter() - t0)
             result[f"{method}-{ipc}"] = statistics.median(times)
             print(f"{method:<4} ipc {ipc:>3}: median {result[f'{method}-{ipc}']:.3f} s over {iters}, "
