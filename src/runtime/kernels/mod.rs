@@ -2,14 +2,16 @@
 //!
 //! The exporter writes some blocks of a backward pass (a norm's backward: a dozen elementwise
 //! passes and reductions in standard ONNX; that backward's own derivative in `grad_vjp`:
-//! about forty; the im2col of a weight gradient: a Pad, nine Slices and a Concat) as one node calling a model-local ONNX function of
-//! the `ai.ddlens` domain (exporter/ddlens_exporter/fused.py). The function's body is standard
-//! ONNX, so a bundle stays a plain ONNX file: any ONNX Runtime inlines the body and runs it.
-//! ddlens registers a kernel under the function's name on its CPU sessions, and ONNX Runtime
-//! then runs the kernel instead of inlining the body (checked on 1.31.1: a registered kernel
-//! takes precedence over a local function of the same domain and name). The norm's kernel
-//! reads each activation once per pass and keeps a channel's plane in cache between its two
-//! passes (its derivative's kernel likewise); the im2col kernel writes its matrix in one pass of row copies.
+//! about forty; the im2col of a weight gradient: a Pad, nine Slices and a Concat) as one
+//! node calling a model-local ONNX function of the `ai.ddlens` domain
+//! (exporter/ddlens_exporter/fused.py). The function's body is standard ONNX, so a bundle
+//! stays a plain ONNX file: any ONNX Runtime inlines the body and runs it. ddlens registers a
+//! kernel under the function's name on its CPU sessions, and ONNX Runtime then runs the
+//! kernel instead of inlining the body (checked on 1.31.1: a registered kernel takes
+//! precedence over a local function of the same domain and name). The norm's kernels (the
+//! backward and its derivative) read each activation once per pass and keep a channel's
+//! plane in cache between their two passes; the im2col kernel writes its matrix in one pass
+//! of row copies.
 //!
 //! Not registered on CUDA sessions (the kernels run on the CPU; the inlined body runs on the
 //! GPU), nor with `DDLENS_FUSED_KERNELS=0` (for measuring the difference, or ruling the
