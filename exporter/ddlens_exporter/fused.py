@@ -22,6 +22,16 @@ and channel ``c`` over the ``M`` spatial positions, with ``x̂ = (x − mean) ·
 ``dy`` is ``where(relu_out <= 0, 0, g)``, which the kernel applies as it reads ``g`` instead
 of writing the masked gradient out first. :func:`fuse_relu_into_norm_backward` finds that
 pattern in a traced graph.
+
+``InstanceNormDoubleBackward`` is the derivative of ``InstanceNormBackward`` (in ``grad_vjp``):
+given the cotangents ``u`` of its ``dx``, ``ggamma`` and ``gbeta`` of its ``dgamma`` and
+``dbeta``, with ``r = rstd``, ``P(v) = v − mean(v) − x̂ · mean(v · x̂)`` (so ``dx = γ · r ·
+P(dy)``), ``a = mean(dy)``, ``b = mean(dy · x̂)``, ``t = mean(u · x̂)``, ``m = mean(u · (dy −
+a))``::
+
+    d_dy     = γ · r · P(u) + ggamma · x̂ + gbeta
+    d_x      = γ · r² · (x̂ · (b · t − m) − t · P(dy) − b · P(u)) + ggamma · r · P(dy)
+    d_gamma  = Σₙ Σ r · u · P(dy)
 """
 
 import torch
