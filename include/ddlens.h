@@ -1290,14 +1290,15 @@ DdlStatus ddl_analyze_recognition_over_training(const struct DdlBundle *bundle,
 // one shared initialisation) and influence functions (CG on damped Hessian-vector products
 // of the set's loss, one `loss_jvp` pass per test row), their Spearman correlation, the
 // top-k most influenced test images (a PNG grid per set in `out_dir`) and a semantic
-// consistency score against random same-class images. Settings: `steps`, `images` (0 = all), `loo_images`
-// (0 = all), `test_images` (0 = all), `damping`, `cg_iters`, `cg_tol`, `top_k`,
+// consistency score against random test images of the top-k's class composition.
+// Settings: `steps`, `images` (0 = all), `loo_images` (0 = all), `test_images` (0 = all),
+// `damping`, `cg_iters`, `cg_tol`, `top_k`,
 // `grid_images`, `feature_steps`, `feature_params` (path or null), `random_draws`, `seed`.
 // Result: `{"test_images", "test_indices", "feature_model_accuracy", "sets": [{"name",
 // "accuracy", "median_spearman", "mean_top_similarity", "mean_random_similarity",
 // "fraction_more_consistent", "images": [{"index", "label", "loo", "influence_function",
 // "spearman", "cg_iterations", "cg_residual", "top", "top_similarity",
-// "random_similarity"}]}]}`.
+// "random_similarity", "top_same_class"}]}]}`.
 // Thread-safe: every input is only read.
 //
 // # Safety

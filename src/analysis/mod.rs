@@ -242,6 +242,10 @@ pub trait Analysis {
     /// Whether it builds its own random real baseline (so callers pass the distilled sets
     /// alone rather than beside a random real set).
     const OWN_BASELINE: bool = false;
+    /// Revision of the method, raised when a change alters its results for the same settings
+    /// (influence 2: the consistency baseline matches the top-k's class composition). A suite
+    /// recomputes a saved result of an older revision rather than keeping it.
+    const REVISION: u32 = 1;
     /// Settings; fields a caller does not give keep the budget's defaults.
     type Config: Serialize + DeserializeOwned + Clone;
     /// The result, written as the `result` of `<name>.json` and read back by the report.

@@ -46,6 +46,8 @@ pub struct Entry {
     pub about: &'static str,
     /// Whether it builds its own random real baseline ([`Analysis::OWN_BASELINE`]).
     pub own_baseline: bool,
+    /// Revision of its method ([`Analysis::REVISION`]).
+    pub revision: u32,
     /// Runs it.
     pub run: RunFn,
     /// The report's text for a saved result (its JSON read back into the typed result; an
@@ -97,6 +99,7 @@ const fn entry<A: Analysis>() -> Entry {
         name: A::NAME,
         about: A::ABOUT,
         own_baseline: A::OWN_BASELINE,
+        revision: A::REVISION,
         run: run::<A>,
         summary: summary::<A>,
         verdict: verdict::<A>,

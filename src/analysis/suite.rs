@@ -124,7 +124,7 @@ impl Suite {
         for (k, item) in self.items.iter().enumerate() {
             started(k, item.entry.name);
             let sets = sets.for_entry(item.entry);
-            let stamp = stamp(&sets, item.options.as_deref());
+            let stamp = stamp(&sets, item.options.as_deref(), item.entry.revision);
             let json = self.dir.join(format!("{}.json", item.entry.name));
             let t = Instant::now();
             let measured = crate::runtime::reset_peak_rss();
@@ -166,8 +166,9 @@ impl Suite {
 }
 
 /// What must match for a saved result to be kept: the sets (names, sizes and a checksum of
-/// their pixels) and the settings.
-fn stamp(sets: &[NamedSet], options: Option<&str>) -> Value {
+/// their pixels), the settings and the method's revision. Revision 1 is left out, so that the
+/// stamps written before revisions existed still keep their results.
+fn stamp(sets: &[NamedSet], options: Option<&str>, revision: u32) -> Value {
     let sets: Vec<Value> = sets
         .iter()
         .map(|s| {
@@ -175,7 +176,11 @@ fn stamp(sets: &[NamedSet], options: Option<&str>) -> Value {
             serde_json::json!({"name": s.name, "images": s.data.len(), "checksum": sum})
         })
         .collect();
-    serde_json::json!({"sets": sets, "options": options})
+    let mut stamp = serde_json::json!({"sets": sets, "options": options});
+    if revision > 1 {
+        stamp["revision"] = revision.into();
+    }
+    stamp
 }
 
 fn stamp_path(json: &Path) -> PathBuf {

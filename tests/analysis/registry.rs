@@ -186,4 +186,23 @@ fn a_suite_runs_every_analysis_then_keeps_what_did_not_change() {
         .unwrap();
     let rerun: Vec<&str> = changed.iter().filter(|o| !o.kept).map(|o| o.name).collect();
     assert_eq!(rerun, vec!["pixels"]);
+
+    // A result of an older method revision is recomputed: influence's stamp (revision 2)
+    // with the revision taken out, as its first method wrote it, reruns influence only.
+    // Revision-1 stamps carry no revision, so results saved before revisions stay kept.
+    let stamp_of = |name: &str| dir.path().join(format!("{name}.inputs"));
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(stamp_of(name)).unwrap()).unwrap()
+    };
+    assert!(read("pixels").get("revision").is_none());
+    let mut old = read("influence");
+    assert_eq!(old["revision"], 2);
+    old.as_object_mut().unwrap().remove("revision");
+    std::fs::write(stamp_of("influence"), old.to_string()).unwrap();
+    let older = suite
+        .run(&bundle, real, &sets, &mut |_, _| {}, &mut Silent)
+        .unwrap();
+    let rerun: Vec<&str> = older.iter().filter(|o| !o.kept).map(|o| o.name).collect();
+    assert_eq!(rerun, vec!["influence"]);
+    assert_eq!(read("influence")["revision"], 2);
 }

@@ -143,6 +143,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     for d in [&sets_dir, &analysis_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
+    // The settings name files in it (recognition's models, influence's feature model), and a
+    // saved result is kept only when its settings match: one spelling for the same folder,
+    // or `--out ddlens-out/x` would recompute what `--out /abs/ddlens-out/x` saved.
+    let analysis_dir =
+        std::fs::canonicalize(&analysis_dir).map_err(|e| Error::io(&analysis_dir, e))?;
     eprintln!(
         "[demo] loading {} and {}",
         args.data.dataset, args.data.model
