@@ -17,6 +17,14 @@
 //! the others but it does not take part in the verdict. The verdict is stored in the result JSON
 //! (`result.verdict`), printed by `ddlens analyze`, returned by `ddl_analyze` and shown in the
 //! report.
+//!
+//! A reference also answers a second question: is the effect specific to distilled data, or
+//! does any small random real subset show it as well? Each judged set's effect is compared
+//! with its reference's ([`AgainstReference`]: the difference with its interval,
+//! [`Interval::minus`]); the reference of a set is the only one, or else the one whose name
+//! has the set's `ipc<N>` (`random-ipc10` for `dm-ipc10`). The comparison does not change the
+//! verdict on the paper's claim; it is stored beside it (`against_reference`) and named in the
+//! reason.
 
 use std::fmt;
 
@@ -81,13 +89,7 @@ impl Claim {
     /// The verdict for one set from its effect: supports, contradicts or inconclusive, with
     /// the reason in words. A reference set ([`is_reference`]) is judged too, and marked.
     pub fn judge(&self, set: &str, effect: Interval) -> SetVerdict {
-        let state = if !effect.excludes(self.null) {
-            State::Inconclusive
-        } else if (effect.lo > self.null) == (self.side == Side::Above) {
-            State::Supports
-        } else {
-            State::Contradicts
-        };
+        let state = self.side_of(effect, self.null);
         let reason = match state {
             State::Inconclusive if !(effect.lo.is_finite() && effect.hi.is_finite()) => {
                 format!("no interval from n = {} (give more runs)", effect.n)
@@ -107,6 +109,19 @@ impl Claim {
             effect: Some(effect),
             reason,
             reference: is_reference(set),
+            against_reference: None,
+        }
+    }
+
+    /// Where `effect`'s interval lies against `null`: on the claim's side (supports), on the
+    /// other (contradicts), or across it (inconclusive).
+    fn side_of(&self, effect: Interval, null: f64) -> State {
+        if !effect.excludes(null) {
+            State::Inconclusive
+        } else if (effect.lo > null) == (self.side == Side::Above) {
+            State::Supports
+        } else {
+            State::Contradicts
         }
     }
 
@@ -118,11 +133,36 @@ impl Claim {
             effect: None,
             reason: reason.into(),
             reference: is_reference(set),
+            against_reference: None,
+        }
+    }
+
+    /// Each judged set's effect against its reference's (module docs), where both were
+    /// measured.
+    fn compare_with_references(&self, sets: &mut [SetVerdict]) {
+        let references: Vec<(String, Interval)> = sets
+            .iter()
+            .filter(|s| s.reference)
+            .filter_map(|s| Some((s.set.clone(), s.effect?)))
+            .collect();
+        for s in sets.iter_mut().filter(|s| !s.reference) {
+            let (Some(effect), Some((reference, base))) =
+                (s.effect, reference_for(&s.set, &references))
+            else {
+                continue;
+            };
+            let difference = effect.minus(base);
+            s.against_reference = Some(AgainstReference {
+                reference: reference.clone(),
+                difference,
+                state: self.side_of(difference, 0.0),
+            });
         }
     }
 
     /// The analysis's verdict from its sets' (see the module docs for the rule).
-    pub fn combine(&self, sets: Vec<SetVerdict>) -> Verdict {
+    pub fn combine(&self, mut sets: Vec<SetVerdict>) -> Verdict {
+        self.compare_with_references(&mut sets);
         let judged: Vec<&SetVerdict> = sets.iter().filter(|s| !s.reference).collect();
         let named = |state: State| -> Vec<&str> {
             judged
@@ -158,15 +198,97 @@ impl Claim {
         } else {
             (State::Inconclusive, "no set decides it".into())
         };
+        let (against_reference, specificity) = specificity(&sets);
+        let reason = match specificity {
+            Some(s) => format!("{reason}; {s}"),
+            None => reason,
+        };
         Verdict {
             finding: self.finding.into(),
             claim: self.claim.into(),
             effect: self.effect.into(),
+            null: Some(self.null),
             state,
             reason,
+            against_reference,
             sets,
         }
     }
+}
+
+/// The reference for `set` among `references`: the only one, or the one whose name has the
+/// set's `ipc<N>` token.
+fn reference_for<'a>(
+    set: &str,
+    references: &'a [(String, Interval)],
+) -> Option<&'a (String, Interval)> {
+    match references {
+        [only] => Some(only),
+        _ => {
+            let ipc = ipc_token(set)?;
+            references
+                .iter()
+                .find(|(name, _)| ipc_token(name) == Some(ipc))
+        }
+    }
+}
+
+/// The `ipc<N>` token of a name (`dm-ipc10` → `ipc10`), split at `-` and `_`.
+fn ipc_token(name: &str) -> Option<&str> {
+    name.split(['-', '_']).rev().find(|t| {
+        t.strip_prefix("ipc")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The verdict-level comparison with the references and its sentence: `supports` when some
+/// set's effect goes beyond its reference's, `contradicts` when every compared set's stays
+/// short of it, otherwise `inconclusive`; `None` when no set was compared.
+fn specificity(sets: &[SetVerdict]) -> (Option<State>, Option<String>) {
+    let compared: Vec<(&str, &AgainstReference)> = sets
+        .iter()
+        .filter_map(|s| Some((s.set.as_str(), s.against_reference.as_ref()?)))
+        .collect();
+    if compared.is_empty() {
+        return (None, None);
+    }
+    let named = |state: State| -> Vec<&str> {
+        compared
+            .iter()
+            .filter(|(_, a)| a.state == state)
+            .map(|(set, _)| *set)
+            .collect()
+    };
+    let (beyond, short) = (named(State::Supports), named(State::Contradicts));
+    let reference_shows_it = sets
+        .iter()
+        .any(|s| s.reference && s.state == State::Supports);
+    if !beyond.is_empty() {
+        let sentence = format!("beyond the random reference: {}", beyond.join(", "));
+        (Some(State::Supports), Some(sentence))
+    } else if short.len() == compared.len() {
+        let sentence = "every set's effect falls short of the random reference's";
+        (Some(State::Contradicts), Some(sentence.into()))
+    } else if reference_shows_it {
+        let sentence = "the random reference shows it as well and no set goes beyond it: \
+                        not specific to distilled data";
+        (Some(State::Inconclusive), Some(sentence.into()))
+    } else {
+        let sentence = "no set is told apart from the random reference";
+        (Some(State::Inconclusive), Some(sentence.into()))
+    }
+}
+
+/// A set's effect against its random real reference's effect (module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgainstReference {
+    /// The reference set.
+    pub reference: String,
+    /// The set's effect minus the reference's, with its 95% interval ([`Interval::minus`]).
+    pub difference: Interval,
+    /// `supports`: the set's effect goes beyond the reference's in the claim's direction;
+    /// `contradicts`: it falls short of it; `inconclusive`: the two are not told apart.
+    pub state: State,
 }
 
 /// The verdict on one set.
@@ -183,10 +305,35 @@ pub struct SetVerdict {
     /// A random real reference set: shown, not part of the verdict.
     #[serde(default)]
     pub reference: bool,
+    /// The effect against the reference's (`None` for references, and where either was not
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against_reference: Option<AgainstReference>,
 }
 
-/// Whether a set of this name is a random real reference rather than a distilled set.
+impl SetVerdict {
+    /// The comparison with the reference in words: `minus random-ipc10: -0.200 [-0.312,
+    /// -0.088] (n = 5): beyond it` (`None` without one).
+    pub fn against_text(&self) -> Option<String> {
+        let a = self.against_reference.as_ref()?;
+        let word = match a.state {
+            State::Supports => "beyond it",
+            State::Contradicts => "short of it",
+            State::Inconclusive => "not told apart",
+        };
+        Some(format!(
+            "minus {}: {}: {word}",
+            a.reference,
+            a.difference.display(3)
+        ))
+    }
+}
+
+/// Whether a set of this name is a random real reference rather than a distilled set. The
+/// name may carry the way it was given: `zoo:random-ipc10`, `sets/random-ipc1` (the part after
+/// the last `:` or `/` counts).
 pub fn is_reference(name: &str) -> bool {
+    let name = name.rsplit([':', '/']).next().unwrap_or(name);
     name == "random" || name.starts_with("random-") || name.starts_with("random_")
 }
 
@@ -199,10 +346,18 @@ pub struct Verdict {
     pub claim: String,
     /// What the effect is and its unit.
     pub effect: String,
+    /// The effect's value of "no effect" (`None` in results written before it was stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<f64>,
     /// The verdict over all sets.
     pub state: State,
     /// Why, in words.
     pub reason: String,
+    /// Whether the effect is specific to distilled data: `supports` when some set's effect
+    /// goes beyond its random reference's, `contradicts` when every compared set's falls short
+    /// of it, `inconclusive` otherwise; `None` without a reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against_reference: Option<State>,
     /// Each set's verdict.
     pub sets: Vec<SetVerdict>,
 }
@@ -313,10 +468,79 @@ mod tests {
         // A random real reference is shown but does not decide.
         let reference = LOWER.judge("random-ipc10", ci(0.1, 0.3));
         assert!(reference.reference && !LOWER.judge("dm", ci(0.1, 0.3)).reference);
+        assert!(is_reference("zoo:random-ipc1") && is_reference("out/sets/random"));
+        assert!(!is_reference("zoo:dm-ipc1") && !is_reference("random/dm-ipc1"));
         let v = LOWER.combine(vec![LOWER.judge("a", ci(-0.3, -0.1)), reference]);
         assert_eq!(v.state, State::Supports);
         assert_eq!(v.sets.len(), 2);
         assert_eq!(LOWER.combine(vec![]).state, State::Inconclusive);
+    }
+
+    #[test]
+    fn sets_are_compared_with_the_reference_of_their_size() {
+        let v = LOWER.combine(vec![
+            LOWER.judge("dm-ipc10", ci(-0.5, -0.3)),
+            LOWER.judge("mtt-ipc1", ci(-0.3, -0.1)),
+            LOWER.judge("random-ipc10", ci(-0.25, -0.15)),
+            LOWER.judge("random-ipc1", ci(-0.3, -0.1)),
+        ]);
+        let against = |k: usize| v.sets[k].against_reference.clone().unwrap();
+        // dm-ipc10 against random-ipc10: -0.4 - (-0.2) = -0.2, below on the claim's side.
+        let dm = against(0);
+        assert_eq!(dm.reference, "random-ipc10");
+        assert!((dm.difference.estimate + 0.2).abs() < 1e-12, "{dm:?}");
+        assert!((dm.difference.hi - (-0.2 + (0.01f64 + 0.0025).sqrt())).abs() < 1e-12);
+        assert_eq!(dm.state, State::Supports);
+        let text = v.sets[0].against_text().unwrap();
+        assert!(text.starts_with("minus random-ipc10: -0.200 [") && text.ends_with("beyond it"));
+        // mtt-ipc1 against random-ipc1 (not random-ipc10): the same effect.
+        assert_eq!(against(1).reference, "random-ipc1");
+        assert_eq!(against(1).state, State::Inconclusive);
+        assert!(v.sets[2].against_reference.is_none() && v.sets[3].against_reference.is_none());
+        // The claim's verdict is unchanged; the comparison is named beside it.
+        assert_eq!(v.state, State::Supports);
+        assert_eq!(v.against_reference, Some(State::Supports));
+        assert!(
+            v.reason.ends_with("beyond the random reference: dm-ipc10"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn a_reference_showing_the_effect_as_well_is_named() {
+        let v = LOWER.combine(vec![
+            LOWER.judge("dm", ci(-0.3, -0.1)),
+            LOWER.judge("random", ci(-0.35, -0.05)),
+        ]);
+        assert_eq!(v.state, State::Supports);
+        assert_eq!(v.against_reference, Some(State::Inconclusive));
+        assert!(
+            v.reason.contains("not specific to distilled data"),
+            "{}",
+            v.reason
+        );
+        // Falling short of the reference, for every compared set.
+        let v = LOWER.combine(vec![
+            LOWER.judge("dm", ci(-0.2, -0.1)),
+            LOWER.judge("random", ci(-0.9, -0.7)),
+        ]);
+        assert_eq!(v.against_reference, Some(State::Contradicts));
+        // Several references and no size in the name: no comparison.
+        let v = LOWER.combine(vec![
+            LOWER.judge("dm", ci(-0.2, -0.1)),
+            LOWER.judge("random-ipc1", ci(-0.9, -0.7)),
+            LOWER.judge("random-ipc10", ci(-0.9, -0.7)),
+        ]);
+        assert!(v.against_reference.is_none() && !v.reason.contains("reference"));
+        // An unmeasured reference: none either.
+        let v = LOWER.combine(vec![
+            LOWER.judge("dm", ci(-0.2, -0.1)),
+            LOWER.unmeasured("random", "short"),
+        ]);
+        assert!(v.sets[0].against_reference.is_none() && v.against_reference.is_none());
+        assert_eq!(ipc_token("dm_ipc10-zca"), Some("ipc10"));
+        assert_eq!(ipc_token("ipcx-dm"), None);
     }
 
     #[test]

@@ -799,7 +799,8 @@ inline std::string analysis_names() {
 // its result as JSON. The analyze_<name>() functions below are shorthands for it. The result's
 // "verdict" says what it means for the paper's claim: "state" ("supports", "contradicts" or
 // "inconclusive"), "claim", "effect", "reason", and per set its effect with a 95% interval
-// ({"estimate", "lo", "hi", "n"}) (docs/analyses.md, "Verdicts").
+// ({"estimate", "lo", "hi", "n"}); with a set named "random…" (a random real reference),
+// "against_reference" says whether the effect goes beyond it (docs/analyses.md, "Verdicts").
 //
 // * `train_set`, `test_set`: the real data (normalised); `sets`: the distilled sets studied.
 // * `names`: empty (every set is named `set<i>`) or one name per set ("" = `set<i>`).

@@ -139,7 +139,9 @@ pub unsafe extern "C" fn ddl_analysis_names(out_json: *mut *mut c_char) -> DdlSt
 /// `DDL_STATUS_INVALID_ARGUMENT` listing the known ones. Thread-safe: every input is only read.
 /// The result JSON holds the verdict under `"verdict"`: `"state"` (`"supports"`,
 /// `"contradicts"` or `"inconclusive"`), `"claim"`, `"effect"`, `"reason"` and, per set, its
-/// effect as a 95% interval `{"estimate", "lo", "hi", "n"}` (docs/analyses.md, "Verdicts").
+/// effect as a 95% interval `{"estimate", "lo", "hi", "n"}`; where a random real reference was
+/// given, `"against_reference"` says whether the effect goes beyond the reference's, per set
+/// with the difference's interval (docs/analyses.md, "Verdicts").
 ///
 /// # Safety
 /// `name` NULL or NUL-terminated; otherwise the shared contract above: handles NULL or live,

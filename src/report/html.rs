@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::plot::{effect_chart_png, EffectChart, EffectRow};
 use super::summary::{Summary, Table};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -221,7 +222,7 @@ fn overview(html: &mut String, results: &[ResultFile], summaries: &[Summary]) {
 }
 
 /// One analysis's verdict: the claim, the effect and each set's interval.
-fn verdict_box(html: &mut String, v: &crate::verdict::Verdict) {
+fn verdict_box(html: &mut String, v: &crate::verdict::Verdict) -> Result<()> {
     let _ = writeln!(
         html,
         "<div class=\"finding\"><p><b class=\"{0}\">{0}</b>: {1} ({2})</p>\
@@ -233,9 +234,15 @@ fn verdict_box(html: &mut String, v: &crate::verdict::Verdict) {
         esc(&v.effect)
     );
     let mut t = Table {
-        header: ["set", "verdict", "effect [95% interval] (n)", "reason"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "set",
+            "verdict",
+            "effect [95% interval] (n)",
+            "reason",
+            "against the random reference",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: Vec::new(),
     };
     for s in &v.sets {
@@ -249,10 +256,48 @@ fn verdict_box(html: &mut String, v: &crate::verdict::Verdict) {
             s.effect
                 .map_or_else(|| "not measured".into(), |e| e.display(3)),
             s.reason.clone(),
+            s.against_text().unwrap_or_else(|| "–".into()),
         ]);
     }
     table(html, &t);
+    if v.sets.iter().any(|s| s.effect.is_some()) {
+        let png = effect_chart_png(&effect_chart(v))?;
+        embed_png(
+            html,
+            &png,
+            "each set's effect with its 95% interval; the line: no effect",
+        );
+    }
     html.push_str("</div>\n");
+    Ok(())
+}
+
+/// The verdict's effects as a forest plot (references grey).
+fn effect_chart(v: &crate::verdict::Verdict) -> EffectChart {
+    let rows = v
+        .sets
+        .iter()
+        .map(|s| {
+            let e = s.effect.unwrap_or_else(crate::stats::Interval::unknown);
+            EffectRow {
+                name: if s.reference {
+                    format!("{} (reference)", s.set)
+                } else {
+                    s.set.clone()
+                },
+                estimate: e.estimate,
+                lo: e.lo,
+                hi: e.hi,
+                reference: s.reference,
+            }
+        })
+        .collect();
+    EffectChart {
+        title: v.finding.clone(),
+        x_label: "effect (95% interval)".into(),
+        null: v.null,
+        rows,
+    }
 }
 
 fn section(
@@ -270,7 +315,7 @@ fn section(
         esc(&summary.question)
     );
     if let Some(v) = &summary.verdict {
-        verdict_box(html, v);
+        verdict_box(html, v)?;
     }
     if let Some(f) = &summary.finding {
         let _ = writeln!(html, "<p class=\"note\">{}</p>", esc(f));
@@ -388,14 +433,19 @@ fn figure(html: &mut String, path: &Path, caption: &str) -> Result<()> {
             message: "not a PNG file".into(),
         });
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    embed_png(html, &bytes, caption);
+    Ok(())
+}
+
+/// A PNG as an inline figure with `caption`.
+fn embed_png(html: &mut String, png: &[u8], caption: &str) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
     let _ = writeln!(
         html,
         "<figure><img class=\"figure\" alt=\"{0}\" src=\"data:image/png;base64,{b64}\">\
          <figcaption>{0}</figcaption></figure>",
         esc(caption)
     );
-    Ok(())
 }
 
 fn extra_figures(html: &mut String, dir: &Path, used: &BTreeSet<PathBuf>) -> Result<usize> {

@@ -95,6 +95,41 @@ pub struct BarChart {
     pub groups: Vec<(String, Vec<f64>)>,
 }
 
+/// Effects with their 95% intervals, one row per set (a forest plot), beside a line at "no
+/// effect": what a verdict rests on, at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectChart {
+    /// Title above the plot.
+    pub title: String,
+    /// X-axis label (the effect and its unit).
+    pub x_label: String,
+    /// The value of "no effect", drawn as a vertical line (`None`: no line).
+    pub null: Option<f64>,
+    /// One row per set, drawn top to bottom.
+    pub rows: Vec<EffectRow>,
+}
+
+/// One set's effect in an [`EffectChart`].
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectRow {
+    /// Row label.
+    pub name: String,
+    /// The estimate (NaN: nothing drawn).
+    pub estimate: f64,
+    /// Lower end of the 95% interval (NaN: the point alone).
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// A random real reference: drawn grey.
+    pub reference: bool,
+}
+
+/// The PNG bytes of an [`EffectChart`] (960 pixels wide, 70 per row plus the axes).
+pub fn effect_chart_png(chart: &EffectChart) -> Result<Vec<u8>> {
+    let height = 150 + 70 * chart.rows.len().max(1) as u32;
+    render_png((FIGURE_SIZE.0, height), |root| draw_effects(root, chart))
+}
+
 /// The colour of the `i`-th series, shared by every chart so a set keeps its colour.
 pub fn series_color(i: usize) -> RGBColor {
     const PALETTE: [RGBColor; 10] = [
@@ -153,11 +188,14 @@ pub fn write_bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
 type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error + 'static>>;
 
-fn render(
-    path: &Path,
-    (w, h): (u32, u32),
-    draw: impl FnOnce(&Root<'_>) -> DrawResult,
-) -> Result<()> {
+fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root<'_>) -> DrawResult) -> Result<()> {
+    let bytes = render_png(size, draw)
+        .map_err(|e| Error::invalid("figure", format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Draws onto a white `w × h` canvas and encodes it as PNG.
+fn render_png((w, h): (u32, u32), draw: impl FnOnce(&Root<'_>) -> DrawResult) -> Result<Vec<u8>> {
     if !*FONT_REGISTERED {
         return Err(Error::invalid(
             "font",
@@ -167,13 +205,13 @@ fn render(
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(&root).map_err(|e| Error::invalid("figure", format!("{}: {e}", path.display())))?;
+        draw(&root).map_err(|e| Error::invalid("figure", e.to_string()))?;
         root.present()
-            .map_err(|e| Error::invalid("figure", format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::invalid("figure", e.to_string()))?;
     }
     let pic = Array3::from_shape_vec((h as usize, w as usize, 3), buf)
         .map_err(|e| Error::invalid("figure", e.to_string()))?;
-    write_atomic(path, &encode_png(&pic)?)
+    encode_png(&pic)
 }
 
 /// Axis range covering `values` with a 5% margin (a unit range around a single value).
@@ -448,6 +486,12 @@ fn draw_bars(root: &Root<'_>, chart: &BarChart) -> DrawResult {
     let n_grp = chart.groups.len().max(1);
     let values = chart.groups.iter().flat_map(|(_, v)| v.iter().copied());
     let (lo, hi) = padded_range(values.chain(std::iter::once(0.0)));
+    // Headroom for the legend (upper right), so that it never covers the last bars.
+    let hi = if hi > 0.0 {
+        hi + (hi - lo.min(0.0)) * 0.1 * n_grp as f64
+    } else {
+        hi
+    };
     let cats = chart.categories.clone();
     let mut ctx = ChartBuilder::on(root)
         .caption(&chart.title, ("sans-serif", 26))
@@ -483,6 +527,65 @@ fn draw_bars(root: &Root<'_>, chart: &BarChart) -> DrawResult {
         .label_font(("sans-serif", 16))
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
+    Ok(())
+}
+
+fn draw_effects(root: &Root<'_>, chart: &EffectChart) -> DrawResult {
+    root.fill(&WHITE)?;
+    let n = chart.rows.len().max(1);
+    let ends = chart
+        .rows
+        .iter()
+        .flat_map(|r| [r.estimate, r.lo, r.hi])
+        .chain(chart.null);
+    let (x0, x1) = padded_range(ends);
+    let names: Vec<String> = chart.rows.iter().map(|r| r.name.clone()).collect();
+    let mut ctx = ChartBuilder::on(root)
+        .caption(&chart.title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(56)
+        .y_label_area_size(230)
+        .build_cartesian_2d(x0..x1, 0.0..n as f64)?;
+    ctx.configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| label_at_rev(&names, *y))
+        .x_label_formatter(&|x| short_number(*x))
+        .x_desc(&chart.x_label)
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    if let Some(null) = chart.null {
+        let grey = BLACK.mix(0.5).stroke_width(2);
+        ctx.draw_series(std::iter::once(PathElement::new(
+            vec![(null, 0.0), (null, n as f64)],
+            grey,
+        )))?;
+    }
+    for (i, r) in chart.rows.iter().enumerate() {
+        if !r.estimate.is_finite() {
+            continue;
+        }
+        let y = (n - 1 - i) as f64 + 0.5;
+        let color = if r.reference {
+            RGBColor(127, 127, 127)
+        } else {
+            series_color(i)
+        };
+        if r.lo.is_finite() && r.hi.is_finite() {
+            let cap = 0.15;
+            let style = color.stroke_width(3);
+            ctx.draw_series([
+                PathElement::new(vec![(r.lo, y), (r.hi, y)], style),
+                PathElement::new(vec![(r.lo, y - cap), (r.lo, y + cap)], style),
+                PathElement::new(vec![(r.hi, y - cap), (r.hi, y + cap)], style),
+            ])?;
+        }
+        ctx.draw_series(std::iter::once(Circle::new(
+            (r.estimate, y),
+            7,
+            color.filled(),
+        )))?;
+    }
     Ok(())
 }
 

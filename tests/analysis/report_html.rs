@@ -82,10 +82,17 @@ fn chromium() -> Option<String> {
 #[test]
 fn report_is_self_contained_and_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let figures = results(dir.path());
+    let saved = results(dir.path());
     let out = dir.path().join("report.html");
     ddlens::analysis::write_report(dir.path(), &out, "Test <report>").unwrap();
     let html = std::fs::read_to_string(&out).unwrap();
+    // Each verdict with a measured effect gets its forest plot: pixels measures the toy set;
+    // curvature at the smoke budget stops short of the paper's window (nothing measured).
+    let charts = html
+        .matches("<figcaption>each set&#39;s effect with its 95% interval")
+        .count();
+    assert_eq!(charts, 1);
+    let figures = saved + charts;
     // Self-contained: no external fetches; titles and tables present, text escaped.
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
     assert_eq!(html.matches("data:image/png;base64,").count(), figures);

@@ -2,8 +2,8 @@
 //! text from the bundled font), and bad shapes are clear errors.
 
 use ddlens::report::plot::{
-    write_bar_chart, write_heatmap, write_line_chart, BarChart, Heatmap, LineChart, Series,
-    FIGURE_SIZE,
+    effect_chart_png, write_bar_chart, write_heatmap, write_line_chart, BarChart, EffectChart,
+    EffectRow, Heatmap, LineChart, Series, FIGURE_SIZE,
 };
 
 /// Decodes a PNG and returns (width, height, fraction of non-white pixels, distinct colours).
@@ -89,4 +89,39 @@ fn heatmap_and_bars_render_and_check_shapes() {
     let p = dir.path().join("bars.png");
     write_bar_chart(&p, &bars).unwrap();
     assert!(inspect(&p).2 > 0.02);
+}
+
+#[test]
+fn effect_chart_grows_a_row_per_set_and_draws_what_was_measured() {
+    let row = |name: &str, estimate: f64, lo: f64, hi: f64, reference: bool| EffectRow {
+        name: name.into(),
+        estimate,
+        lo,
+        hi,
+        reference,
+    };
+    let chart = EffectChart {
+        title: "Agreement".into(),
+        x_label: "effect (95% interval)".into(),
+        null: Some(0.0),
+        rows: vec![
+            row("dm-ipc10", 0.06, 0.048, 0.075, false),
+            row("mtt-ipc10", 0.038, f64::NAN, f64::NAN, false),
+            row("never measured", f64::NAN, f64::NAN, f64::NAN, false),
+            row("random-ipc10", 0.035, 0.021, 0.049, true),
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("effects.png");
+    std::fs::write(&p, effect_chart_png(&chart).unwrap()).unwrap();
+    let (w, h, ink, colours) = inspect(&p);
+    assert_eq!((w, h), (FIGURE_SIZE.0, 150 + 70 * 4));
+    assert!(ink > 0.01 && colours > 10, "{ink} {colours}");
+    // With no rows the chart still renders (an empty frame).
+    let one = EffectChart {
+        rows: vec![],
+        null: None,
+        ..chart
+    };
+    assert!(effect_chart_png(&one).unwrap().starts_with(b"\x89PNG"));
 }

@@ -164,6 +164,32 @@ fn influence_bootstraps_over_the_distilled_images_and_keeps_references_aside() {
         "the random reference does not contradict"
     );
     assert!(v.sets[1].reference && v.sets[1].state == State::Contradicts);
+    // Beyond the reference: 0.245 against -0.055 (means over the ten images).
+    let against = v.sets[0].against_reference.clone().expect("compared");
+    assert_eq!(against.reference, "random-ipc10");
+    assert!(
+        (against.difference.estimate - 0.3).abs() < 1e-9,
+        "{against:?}"
+    );
+    assert_eq!(against.state, State::Supports);
+    assert_eq!(v.against_reference, Some(State::Supports));
     let v = verdict("influence", result(vec![influence_set("dm", &unlike)]));
     assert_eq!(v.state, State::Contradicts);
+    assert!(v.against_reference.is_none());
+    // A reference (given as a zoo name) as alike as the set: supported, but not specific.
+    let v = verdict(
+        "influence",
+        result(vec![
+            influence_set("zoo:dm-ipc10", &alike),
+            influence_set("zoo:random-ipc10", &alike),
+        ]),
+    );
+    assert_eq!(v.state, State::Supports);
+    assert!(v.sets[1].reference);
+    assert_eq!(v.against_reference, Some(State::Inconclusive));
+    assert!(
+        v.reason.contains("not specific to distilled data"),
+        "{}",
+        v.reason
+    );
 }

@@ -103,8 +103,9 @@ Runs the analysis `name` (one of [`analysis_names`](@ref), e.g. `"mixing"`) thro
 
 Returns the result as a JSON string. Its `"verdict"` says what it means for the paper's
 claim: `"state"` (`"supports"`, `"contradicts"` or `"inconclusive"`), `"claim"`, `"effect"`,
-`"reason"`, and per set its effect with a 95% interval (`{"estimate", "lo", "hi", "n"}`;
-docs/analyses.md, "Verdicts").
+`"reason"`, and per set its effect with a 95% interval (`{"estimate", "lo", "hi", "n"}`);
+with a set named `random…` (a random real reference), `"against_reference"` says whether the
+effect goes beyond it (docs/analyses.md, "Verdicts").
 """
 function analyze(name::AbstractString, b::Bundle, train_set::Dataset, test_set::Dataset,
                  sets::AbstractVector = DistilledSet[]; kwargs...)

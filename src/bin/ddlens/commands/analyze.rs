@@ -505,6 +505,9 @@ pub(crate) fn describe(v: &Verdict) -> String {
             "\n  {}{tag}: {} {effect} — {}",
             s.set, s.state, s.reason
         ));
+        if let Some(against) = s.against_text() {
+            out.push_str(&format!("\n    {against}"));
+        }
     }
     out.push_str(&format!("\n  => {}", v.reason));
     out
