@@ -312,6 +312,15 @@ pub struct SetVerdict {
 }
 
 impl SetVerdict {
+    /// The set's name for tables and charts, marked `(reference)` for a reference.
+    pub fn label(&self) -> String {
+        if self.reference {
+            format!("{} (reference)", self.set)
+        } else {
+            self.set.clone()
+        }
+    }
+
     /// The comparison with the reference in words: `minus random-ipc10: -0.200 [-0.312,
     /// -0.088] (n = 5): beyond it` (`None` without one).
     pub fn against_text(&self) -> Option<String> {
@@ -376,12 +385,7 @@ impl Verdict {
                 let effect = s
                     .effect
                     .map_or_else(|| "not measured".into(), |e| e.display(3));
-                let name = if s.reference {
-                    format!("{} (reference)", s.set)
-                } else {
-                    s.set.clone()
-                };
-                (name, effect)
+                (s.label(), effect)
             })
             .collect()
     }

@@ -280,11 +280,7 @@ fn effect_chart(v: &crate::verdict::Verdict) -> EffectChart {
         .map(|s| {
             let e = s.effect.unwrap_or_else(crate::stats::Interval::unknown);
             EffectRow {
-                name: if s.reference {
-                    format!("{} (reference)", s.set)
-                } else {
-                    s.set.clone()
-                },
+                name: s.label(),
                 estimate: e.estimate,
                 lo: e.lo,
                 hi: e.hi,
